@@ -1,0 +1,32 @@
+// squashfs-ts: the CLI built from src/ by `npm run build` (dist/cli.js).
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+// BENCH_OURS_CLI=/path/to/cli.js benchmarks another build (e.g. a checkout of an older commit).
+const CLI = process.env.BENCH_OURS_CLI || fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+
+/** @type {import('./index.mjs').Adapter} */
+export default {
+  name: 'ours',
+  label: 'squashfs-ts (node dist/cli.js)',
+  format: 'squashfs',
+  ext: 'sqfs',
+
+  check(settings) {
+    if (!existsSync(CLI)) return `${CLI} not found - run \`npm run build\` first`;
+    if (settings.comp !== 'gzip') return `compressor ${settings.comp} not wired up in this adapter yet`;
+    return null;
+  },
+
+  version() { return `node ${process.version}, ${CLI}`; },
+
+  // The CLI has no processors/threads flag (yet); settings.processors is not passed.
+  pack(corpusDir, outFile, settings) {
+    return {
+      argv: [process.execPath, CLI, 'pack', corpusDir, outFile,
+        '--comp', settings.comp, '--level', String(settings.level), '--block-size', String(settings.blockSize)],
+    };
+  },
+
+  // Later: unpack(imageFile, outDir, settings) => ({ argv: [process.execPath, CLI, 'unpack', imageFile, outDir] })
+};

@@ -1,0 +1,27 @@
+// Machine description recorded with every result.
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import { capture } from './shell.mjs';
+
+function read(path) { try { return readFileSync(path, 'utf8').trim(); } catch { return null; } }
+
+export function machineInfo({ outDir, repoDir }) {
+  const cpuinfo = read('/proc/cpuinfo') ?? '';
+  const cpuModel = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? os.cpus()[0]?.model ?? 'unknown';
+  const nproc = Number(capture(['nproc'])) || os.availableParallelism();
+  const git = capture(['git', '-C', repoDir, 'rev-parse', '--short', 'HEAD']);
+  const dirty = capture(['git', '-C', repoDir, 'status', '--porcelain', '--', 'src']);
+  return {
+    hostname: os.hostname(),
+    nproc,
+    cpuModel,
+    logicalCpus: os.cpus().length,
+    cgroupCpuMax: read('/sys/fs/cgroup/cpu.max'),
+    memTotalGiB: +(os.totalmem() / 2 ** 30).toFixed(1),
+    kernel: `${os.type()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+    outDirFs: capture(['df', '-T', '--output=fstype', outDir]).split('\n').at(-1)?.trim() || null,
+    gitRev: /^[0-9a-f]{7,}$/.test(git) ? git : '(no commits)',
+    srcDirty: dirty.length > 0,
+  };
+}

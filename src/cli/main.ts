@@ -1,0 +1,126 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { SquashfsError } from '../errors.js';
+import { packDirectory } from '../node/pack.js';
+import { formatBytes, ProgressLine } from './progress.js';
+
+export interface CliIo {
+  stdout?: (text: string) => void;
+  stderr?: (text: string) => void;
+  /** Where progress goes; shown only when it is a TTY. Default process.stderr. */
+  progress?: { isTTY?: boolean; write(text: string): unknown };
+}
+
+const USAGE = `usage: sqfs <command> [options]
+
+commands:
+  pack <dir> <image>   make a SquashFS image of a directory
+      --comp gzip              compressor (default gzip)
+      --level N                compression level (gzip 1-9, default 9)
+      --block-size N           data block size, 4K..1M (default 128K; K and M suffixes)
+      --no-fragments           do not pack small files and tails into fragments
+      --always-use-fragments   also pack the tails of large files into fragments
+      --all-root               make every owner root (0:0)
+      --mtime N                image time in seconds (default SOURCE_DATE_EPOCH or now)
+      --exclude PATTERN        leave out entries matching a gitignore-style pattern (repeatable)
+      --no-xattrs              do not store extended attributes
+`;
+
+class UsageError extends Error {}
+
+function parseSize(text: string, option: string): number {
+  const match = /^(\d+)([kKmM]?)$/.exec(text);
+  if (!match) throw new UsageError(`${option} takes a number, got "${text}"`);
+  const unit = match[2]!.toLowerCase();
+  return Number(match[1]) * (unit === 'k' ? 1024 : unit === 'm' ? 1024 * 1024 : 1);
+}
+
+function parseInteger(text: string | undefined, option: string): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d+$/.test(text)) throw new UsageError(`${option} takes a whole number, got "${text}"`);
+  return Number(text);
+}
+
+function parse(args: string[], options: ParseArgsConfig['options']) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+async function pack(args: string[], io: Required<CliIo>): Promise<number> {
+  const { values, positionals } = parse(args, {
+    comp: { type: 'string' },
+    level: { type: 'string' },
+    'block-size': { type: 'string' },
+    'no-fragments': { type: 'boolean' },
+    'always-use-fragments': { type: 'boolean' },
+    'all-root': { type: 'boolean' },
+    mtime: { type: 'string' },
+    exclude: { type: 'string', multiple: true },
+    'no-xattrs': { type: 'boolean' },
+  });
+  if (positionals.length !== 2) throw new UsageError('pack takes <dir> <image>');
+  const [dir, image] = positionals as [string, string];
+  const progress = new ProgressLine(io.progress);
+  const started = Date.now();
+  const result = await packDirectory(dir, image, {
+    compression: values.comp as string | undefined,
+    level: parseInteger(values.level as string | undefined, '--level'),
+    blockSize: values['block-size'] === undefined ? undefined : parseSize(values['block-size'] as string, '--block-size'),
+    noFragments: values['no-fragments'] as boolean | undefined,
+    alwaysUseFragments: values['always-use-fragments'] as boolean | undefined,
+    allRoot: values['all-root'] as boolean | undefined,
+    mtime: parseInteger(values.mtime as string | undefined, '--mtime'),
+    exclude: values.exclude as string[] | undefined,
+    xattrs: !values['no-xattrs'],
+    onWarning: (message) => io.stderr(`sqfs: warning: ${message}\n`),
+    onProgress: (p) => {
+      if (p.phase === 'walk') progress.update(`scanning: ${p.entries} entries`);
+      else if (p.phase === 'data') {
+        const percent = p.totalBytes > 0 ? Math.floor((p.bytesRead / p.totalBytes) * 100) : 100;
+        progress.update(`packing: ${percent}% ${formatBytes(p.bytesRead)} / ${formatBytes(p.totalBytes)}, ${p.files} files`);
+      } else if (p.phase === 'tables') progress.update('writing tables', true);
+    },
+  }).finally(() => progress.done());
+  if (progress.enabled) {
+    const seconds = ((Date.now() - started) / 1000).toFixed(1);
+    io.stderr(`${image}: ${result.inodes} inodes, ${formatBytes(result.imageSize)} from ${formatBytes(result.totalBytes)} in ${seconds}s\n`);
+  }
+  return 0;
+}
+
+const COMMANDS: Record<string, (args: string[], io: Required<CliIo>) => Promise<number>> = { pack };
+
+/** Runs the CLI; resolves the exit code (0 ok, 1 failure, 2 usage). */
+export async function main(argv: string[], io: CliIo = {}): Promise<number> {
+  const full: Required<CliIo> = {
+    stdout: io.stdout ?? ((text) => void process.stdout.write(text)),
+    stderr: io.stderr ?? ((text) => void process.stderr.write(text)),
+    progress: io.progress ?? process.stderr,
+  };
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    full.stdout(USAGE);
+    return command === undefined ? 2 : 0;
+  }
+  const run = COMMANDS[command];
+  if (!run) {
+    full.stderr(`sqfs: unknown command "${command}"\n${USAGE}`);
+    return 2;
+  }
+  try {
+    return await run(rest, full);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      full.stderr(`sqfs ${command}: ${error.message}\n${USAGE}`);
+      return 2;
+    }
+    if (error instanceof SquashfsError) {
+      full.stderr(`sqfs ${command}: ${error.message} [${error.code}]\n`);
+      return error.code === 'INVALID_OPTION' ? 2 : 1;
+    }
+    full.stderr(`sqfs ${command}: ${(error as Error)?.stack ?? String(error)}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,54 @@
+import { SquashfsError } from '../errors.js';
+
+/**
+ * A block compressor, keyed in a registry by its on-disk compressor id.
+ * `compress` and `decompress` work on whole blocks; `compressAsync`, where
+ * present, may run off the calling thread and must give the same bytes.
+ */
+export interface Codec {
+  /** The on-disk compressor id (superblock `compression_id`). */
+  readonly id: number;
+  /** The name squashfs-tools uses (`-comp NAME`). */
+  readonly name: string;
+  readonly defaultLevel: number;
+  readonly minLevel: number;
+  readonly maxLevel: number;
+  compress(data: Uint8Array, level: number): Uint8Array;
+  compressAsync?(data: Uint8Array, level: number): Promise<Uint8Array>;
+  /** Decompresses one block; the result must be exactly `expectedLength` bytes (at most, for data blocks: see `allowShorter`). */
+  decompress(data: Uint8Array, expectedLength: number): Uint8Array;
+  /** The compressor options payload for this level, or undefined when the defaults apply. */
+  encodeOptions(level: number): Uint8Array | undefined;
+}
+
+export type CodecRegistry = ReadonlyMap<number, Codec>;
+
+export function createRegistry(codecs: readonly Codec[]): Map<number, Codec> {
+  return new Map(codecs.map((codec) => [codec.id, codec]));
+}
+
+export function codecById(registry: CodecRegistry, id: number): Codec {
+  const codec = registry.get(id);
+  if (!codec) throw new SquashfsError('UNSUPPORTED_COMPRESSOR', `no codec is registered for compressor id ${id}`);
+  return codec;
+}
+
+export function codecByName(registry: CodecRegistry, name: string): Codec {
+  for (const codec of registry.values()) if (codec.name === name) return codec;
+  const known = [...registry.values()].map((c) => c.name).join(', ');
+  throw new SquashfsError('UNSUPPORTED_COMPRESSOR', `unknown compressor "${name}" (known: ${known})`);
+}
+
+export function checkLevel(codec: Codec, level: number): void {
+  if (!Number.isInteger(level) || level < codec.minLevel || level > codec.maxLevel) {
+    throw new SquashfsError('INVALID_OPTION', `${codec.name} level must be an integer from ${codec.minLevel} to ${codec.maxLevel}, got ${level}`);
+  }
+}
+
+/** Throws `CODEC_ERROR` unless a decompressed block has the expected length. */
+export function checkLength(codec: string, out: Uint8Array, expected: number): Uint8Array {
+  if (out.length !== expected) {
+    throw new SquashfsError('CODEC_ERROR', `${codec} block decompressed to ${out.length} bytes, expected ${expected}`);
+  }
+  return out;
+}

@@ -1,0 +1,10 @@
+export { SquashfsError, type SquashfsErrorCode } from './errors.js';
+export * from './codecs/index.js';
+export { sha256, type Hasher, type HashFactory } from './hash.js';
+export type { TreeSource, SourceStat, SourceFile, SourcePath } from './source/source.js';
+export { fsSource, type FsPromisesLike } from './source/fs-source.js';
+export { excludePatterns, type ExcludeFilter } from './source/exclude.js';
+export { writeImage, type WriterOptions, type WriteResult, type WriterProgress } from './squashfs/writer/writer.js';
+export type { ImageSink } from './squashfs/writer/output.js';
+export type { Xattr } from './squashfs/xattr-table.js';
+export { encodeSuperblock, decodeSuperblock, type Superblock } from './squashfs/superblock.js';

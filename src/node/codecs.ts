@@ -1,0 +1,30 @@
+import { createHash } from 'node:crypto';
+import { promisify } from 'node:util';
+import zlib from 'node:zlib';
+import { createRegistry, type CodecRegistry } from '../codecs/codec.js';
+import { gzipCodec } from '../codecs/gzip.js';
+import type { HashFactory } from '../hash.js';
+
+const deflateAsync = promisify(zlib.deflate);
+
+/** gzip on Node's native zlib; the async form runs on libuv's thread pool. */
+export function nodeGzipCodec() {
+  return gzipCodec({
+    deflate: (data, level) => zlib.deflateSync(data, { level }),
+    deflateAsync: (data, level) => deflateAsync(data, { level }),
+    inflate: (data, expectedLength) => zlib.inflateSync(data, { maxOutputLength: Math.max(expectedLength, 1) }),
+  });
+}
+
+/** The codecs with Node's native primitives where it has them. */
+export function nodeCodecs(): CodecRegistry {
+  return createRegistry([nodeGzipCodec()]);
+}
+
+export const nodeSha256: HashFactory = () => {
+  const hash = createHash('sha256');
+  return {
+    update: (data) => void hash.update(data),
+    digest: () => new Uint8Array(hash.digest()),
+  };
+};

@@ -1,0 +1,6 @@
+export * from '../index.js';
+export { packDirectory, defaultMtime, type PackOptions, type PackResult } from './pack.js';
+export { nodeCodecs, nodeGzipCodec, nodeSha256 } from './codecs.js';
+export { nodeSource } from './source.js';
+export { FileSink } from './file-sink.js';
+export { readTreeXattrs } from './xattrs.js';

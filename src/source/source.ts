@@ -1,0 +1,54 @@
+import type { Xattr } from '../squashfs/xattr-table.js';
+
+/**
+ * A path handed to a tree source: a string where every name is valid UTF-8,
+ * the raw bytes otherwise (names are bytes, not text).
+ */
+export type SourcePath = string | Uint8Array;
+
+/** What the writer needs of an lstat. */
+export interface SourceStat {
+  /** Type and permission bits, as st_mode. */
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  /** Modification time in whole seconds since the epoch. */
+  mtime: number;
+  /** Inode and device numbers: equal pairs are hard links. */
+  ino: number | bigint;
+  dev: number | bigint;
+  nlink: number;
+  /** For devices: the device's major and minor numbers. */
+  rdevMajor: number;
+  rdevMinor: number;
+}
+
+export interface SourceFile {
+  /** Reads up to `buffer.length` bytes at `position`; returns how many were read (0 at the end). */
+  read(buffer: Uint8Array, position: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+/**
+ * The tree the writer packs. `fsSource` adapts anything shaped like
+ * node:fs/promises (memfs included); other sources implement this directly.
+ */
+export interface TreeSource {
+  lstat(path: SourcePath): Promise<SourceStat>;
+  /** The raw names in a directory, without "." and "..". */
+  readdir(path: SourcePath): Promise<Uint8Array[]>;
+  readlink(path: SourcePath): Promise<Uint8Array>;
+  open(path: SourcePath): Promise<SourceFile>;
+  /** Extended attributes, where the source exposes them. */
+  xattrs?(path: SourcePath): Promise<readonly Xattr[] | undefined>;
+}
+
+export const S_IFMT = 0o170000;
+export const S_IFSOCK = 0o140000;
+export const S_IFLNK = 0o120000;
+export const S_IFREG = 0o100000;
+export const S_IFBLK = 0o060000;
+export const S_IFDIR = 0o040000;
+export const S_IFCHR = 0o020000;
+export const S_IFIFO = 0o010000;

@@ -1,0 +1,181 @@
+import { SquashfsError, throwIfAborted } from '../../errors.js';
+import { toHex, type HashFactory, type Hasher } from '../../hash.js';
+import { displayPath } from '../../source/paths.js';
+import type { SourceFile, TreeSource } from '../../source/source.js';
+import { isAllZero } from '../bytes.js';
+import { NO_INDEX } from '../constants.js';
+import type { FragmentEntry } from '../fragment-table.js';
+import type { OrderedOutput, StoredBlock } from './output.js';
+import type { FileLayout, InodeRecord } from './tree.js';
+
+/** How file tails are packed: mksquashfs's default, `-no-fragments`, `-always-use-fragments`. */
+export type FragmentMode = 'default' | 'never' | 'always';
+
+export interface DataWriterOptions {
+  blockSize: number;
+  fragments: FragmentMode;
+  /** Store identical files once (default true). */
+  dedupe: boolean;
+  /** How many files share each size: only those are hashed for duplicates. */
+  sizeCounts: ReadonlyMap<number, number>;
+  store: (data: Uint8Array) => Promise<StoredBlock>;
+  createHash: HashFactory;
+  signal?: AbortSignal;
+  onRead?: (bytes: number) => void;
+}
+
+/** Reads a file's bytes at given positions, from the source or from memory. */
+type ReadAt = (position: number, length: number) => Promise<Uint8Array>;
+
+/**
+ * The data phase: writes each regular file's blocks (holes for all-zero
+ * blocks) and packs tails into fragment blocks, recording every layout.
+ */
+export class DataWriter {
+  readonly fragments: FragmentEntry[] = [];
+  private fragment: Uint8Array;
+  private fragmentFill = 0;
+  private readonly seen = new Map<string, FileLayout>();
+
+  constructor(
+    private readonly source: TreeSource,
+    private readonly out: OrderedOutput,
+    private readonly options: DataWriterOptions,
+  ) {
+    this.fragment = new Uint8Array(options.blockSize);
+  }
+
+  async writeFile(record: InodeRecord): Promise<void> {
+    throwIfAborted(this.options.signal);
+    const size = record.stat.size;
+    if (size === 0) {
+      record.layout = { blocksStart: 0, blockSizes: new Uint32Array(0), fragmentIndex: NO_INDEX, fragmentOffset: 0, sparse: 0 };
+      return;
+    }
+    const file = await this.source.open(record.path);
+    try {
+      const readAt: ReadAt = (position, length) => this.readExactly(file, record, position, length);
+      const candidate = this.options.dedupe && (this.options.sizeCounts.get(size) ?? 0) > 1;
+      if (!candidate) {
+        record.layout = await this.writeData(record, readAt);
+      } else if (size <= this.options.blockSize) {
+        // Small: read once into memory, hash, then write from memory.
+        const bytes = await readAt(0, size);
+        await this.expectEnd(file, record);
+        const hasher = this.options.createHash();
+        hasher.update(bytes);
+        const key = `${size}:${toHex(hasher.digest())}`;
+        const earlier = this.seen.get(key);
+        if (earlier) record.layout = earlier;
+        else this.seen.set(key, (record.layout = await this.writeData(record, async (p, n) => bytes.subarray(p, p + n))));
+        return;
+      } else {
+        // Large: hash first; write only when no earlier file has the same bytes.
+        const hasher = this.options.createHash();
+        for (let p = 0; p < size; p += this.options.blockSize) {
+          hasher.update(await readAt(p, Math.min(this.options.blockSize, size - p)));
+        }
+        await this.expectEnd(file, record);
+        const digest = toHex(hasher.digest());
+        const key = `${size}:${digest}`;
+        const earlier = this.seen.get(key);
+        if (earlier) {
+          record.layout = earlier;
+          return;
+        }
+        const check = this.options.createHash();
+        record.layout = await this.writeData(record, readAt, check);
+        if (toHex(check.digest()) !== digest) throw this.changed(record, 'its contents changed between two reads');
+        this.seen.set(key, record.layout);
+        return;
+      }
+      await this.expectEnd(file, record);
+    } finally {
+      await file.close();
+    }
+  }
+
+  /** Flushes the last fragment block; every layout is final once the output is flushed. */
+  async finish(): Promise<void> {
+    await this.flushFragment();
+    await this.out.flush();
+  }
+
+  private async writeData(record: InodeRecord, readAt: ReadAt, hasher?: Hasher): Promise<FileLayout> {
+    const { blockSize, fragments } = this.options;
+    const size = record.stat.size;
+    const tail = size % blockSize;
+    const useFragment = fragments !== 'never' && tail > 0 && (size < blockSize || fragments === 'always');
+    const blockCount = useFragment ? Math.floor(size / blockSize) : Math.ceil(size / blockSize);
+    const layout: FileLayout = {
+      blocksStart: 0,
+      blockSizes: new Uint32Array(blockCount),
+      fragmentIndex: NO_INDEX,
+      fragmentOffset: 0,
+      sparse: 0,
+    };
+    await this.out.mark((offset) => (layout.blocksStart = offset));
+    for (let i = 0; i < blockCount; i++) {
+      const length = Math.min(blockSize, size - i * blockSize);
+      const data = await readAt(i * blockSize, length);
+      hasher?.update(data);
+      if (isAllZero(data)) {
+        layout.sparse += length;
+        continue; // a hole: size word 0, nothing stored
+      }
+      await this.out.push(this.options.store(data), (_offset, block) => (layout.blockSizes[i] = block!.word));
+    }
+    if (useFragment) {
+      const data = await readAt(blockCount * blockSize, tail);
+      hasher?.update(data);
+      if (isAllZero(data)) {
+        // Like mksquashfs: an all-zero tail becomes one more hole, not fragment bytes.
+        layout.blockSizes = Uint32Array.from([...layout.blockSizes, 0]);
+        layout.sparse += tail;
+        return layout;
+      }
+      if (this.fragmentFill + tail > blockSize) await this.flushFragment();
+      layout.fragmentIndex = this.fragments.length;
+      layout.fragmentOffset = this.fragmentFill;
+      this.fragment.set(data, this.fragmentFill);
+      this.fragmentFill += tail;
+    }
+    return layout;
+  }
+
+  private async flushFragment(): Promise<void> {
+    if (this.fragmentFill === 0) return;
+    const data = this.fragment.subarray(0, this.fragmentFill);
+    this.fragment = new Uint8Array(this.options.blockSize);
+    this.fragmentFill = 0;
+    const entry: FragmentEntry = { start: 0, size: 0 };
+    this.fragments.push(entry);
+    await this.out.push(this.options.store(data), (offset, block) => {
+      entry.start = offset;
+      entry.size = block!.word;
+    });
+  }
+
+  private async readExactly(file: SourceFile, record: InodeRecord, position: number, length: number): Promise<Uint8Array> {
+    const buffer = new Uint8Array(length);
+    let filled = 0;
+    while (filled < length) {
+      const n = await file.read(buffer.subarray(filled), position + filled);
+      if (n === 0) throw this.changed(record, `it ended at ${position + filled} bytes, ${record.stat.size} were expected`);
+      filled += n;
+    }
+    this.options.onRead?.(length);
+    return buffer;
+  }
+
+  private async expectEnd(file: SourceFile, record: InodeRecord): Promise<void> {
+    if ((await file.read(new Uint8Array(1), record.stat.size)) !== 0) {
+      throw this.changed(record, `it grew beyond ${record.stat.size} bytes`);
+    }
+  }
+
+  private changed(record: InodeRecord, why: string): SquashfsError {
+    const path = displayPath(record.path);
+    return new SquashfsError('SOURCE_CHANGED', `${path} changed while it was packed: ${why}`, { path });
+  }
+}

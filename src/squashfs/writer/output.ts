@@ -1,0 +1,78 @@
+import { DATA_UNCOMPRESSED } from '../constants.js';
+import type { Codec } from '../../codecs/codec.js';
+
+/**
+ * Where the image goes. Chunks arrive in order; the first is a placeholder
+ * for the superblock, whose real bytes arrive last through `finish` (a file
+ * sink patches offset 0, an upload holds back its first part).
+ */
+export interface ImageSink {
+  write(chunk: Uint8Array): void | Promise<void>;
+  finish(superblock: Uint8Array): void | Promise<void>;
+}
+
+/** A data or fragment block as stored: its bytes and its size word. */
+export interface StoredBlock {
+  bytes: Uint8Array;
+  /** Stored length, with bit 24 set when stored uncompressed. */
+  word: number;
+}
+
+/** Compresses a data block, keeping it raw when compression does not shrink it. */
+export function blockStorer(codec: Codec, level: number): (data: Uint8Array) => Promise<StoredBlock> {
+  const keep = (data: Uint8Array, packed: Uint8Array): StoredBlock =>
+    packed.length < data.length ? { bytes: packed, word: packed.length } : { bytes: data, word: data.length | DATA_UNCOMPRESSED };
+  if (codec.compressAsync) {
+    const compressAsync = codec.compressAsync.bind(codec);
+    return async (data) => keep(data, await compressAsync(data, level));
+  }
+  return async (data) => keep(data, codec.compress(data, level));
+}
+
+interface Pending {
+  result: Promise<StoredBlock | Uint8Array>;
+  done?: (offset: number, block: StoredBlock | undefined) => void;
+}
+
+/**
+ * Writes blocks to the sink in submission order while up to `maxInFlight`
+ * of them are still being compressed. `done` learns each block's offset.
+ */
+export class OrderedOutput {
+  private readonly queue: Pending[] = [];
+  /** Bytes handed to the sink so far. */
+  position = 0;
+
+  constructor(
+    private readonly sink: ImageSink,
+    private readonly maxInFlight: number,
+  ) {}
+
+  /** Queues a block (or raw bytes); waits while too many are in flight. */
+  async push(result: Promise<StoredBlock | Uint8Array> | Uint8Array, done?: Pending['done']): Promise<void> {
+    const promise = Promise.resolve(result);
+    promise.catch(() => undefined); // observed when drained; keep it from being reported as unhandled meanwhile
+    this.queue.push({ result: promise, done });
+    while (this.queue.length > this.maxInFlight) await this.drainOne();
+  }
+
+  /** Learns the offset at which the next queued byte will land, once everything before it is written. */
+  async mark(done: (offset: number) => void): Promise<void> {
+    await this.push(new Uint8Array(0), (offset) => done(offset));
+  }
+
+  async flush(): Promise<void> {
+    while (this.queue.length > 0) await this.drainOne();
+  }
+
+  private async drainOne(): Promise<void> {
+    const next = this.queue.shift()!;
+    const value = await next.result;
+    const block = value instanceof Uint8Array ? undefined : value;
+    const bytes = block ? block.bytes : (value as Uint8Array);
+    const offset = this.position;
+    if (bytes.length > 0) await this.sink.write(bytes);
+    this.position += bytes.length;
+    next.done?.(offset, block);
+  }
+}

@@ -1,0 +1,161 @@
+import { SquashfsError, throwIfAborted } from '../../errors.js';
+import type { ExcludeFilter } from '../../source/exclude.js';
+import { displayPath, joinPath } from '../../source/paths.js';
+import {
+  S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK,
+  type SourcePath, type SourceStat, type TreeSource,
+} from '../../source/source.js';
+import { compareBytes, decodeUtf8Lossy } from '../bytes.js';
+import { NAME_MAX } from '../constants.js';
+import type { Inode } from '../inode/inode.js';
+import type { MetadataPosition } from '../metadata.js';
+import type { Xattr } from '../xattr-table.js';
+
+/** Where a regular file's data ended up. */
+export interface FileLayout {
+  blocksStart: number;
+  blockSizes: Uint32Array;
+  fragmentIndex: number;
+  fragmentOffset: number;
+  /** Bytes stored as holes. */
+  sparse: number;
+}
+
+/** One inode of the tree; hard links share a record. */
+export interface InodeRecord {
+  kind: Inode['kind'];
+  stat: SourceStat;
+  /** The first path it was found under. */
+  path: SourcePath;
+  /** Names it has in the image (its nlink, for non-directories). */
+  links: number;
+  xattrs?: readonly Xattr[];
+  /** Symlink target. */
+  target?: Uint8Array;
+  /** Set by the data phase for regular files. */
+  layout?: FileLayout;
+  /** Set by the metadata phase. */
+  inodeNumber?: number;
+  inodeRef?: MetadataPosition;
+  inodeType?: number;
+}
+
+export interface TreeNode {
+  name: Uint8Array;
+  record: InodeRecord;
+  /** Sorted by name bytes; directories only. */
+  children?: TreeNode[];
+}
+
+export interface WalkedTree {
+  root: TreeNode;
+  /** Every inode once, directories included, in walk order. */
+  records: InodeRecord[];
+  /** Regular files in walk order (each inode once). */
+  files: InodeRecord[];
+  /** Total bytes of regular files. */
+  totalBytes: number;
+  /** How many files have each size (for duplicate detection). */
+  sizeCounts: Map<number, number>;
+}
+
+export interface WalkOptions {
+  exclude?: ExcludeFilter;
+  xattrs?: (path: SourcePath) => Promise<readonly Xattr[] | undefined>;
+  signal?: AbortSignal;
+  onEntry?: (count: number) => void;
+}
+
+export function kindOf(mode: number): Inode['kind'] | undefined {
+  switch (mode & S_IFMT) {
+    case S_IFDIR: return 'directory';
+    case S_IFREG: return 'file';
+    case S_IFLNK: return 'symlink';
+    case S_IFBLK: return 'block-device';
+    case S_IFCHR: return 'char-device';
+    case S_IFIFO: return 'fifo';
+    case S_IFSOCK: return 'socket';
+    default: return undefined;
+  }
+}
+
+function checkName(name: Uint8Array, parent: SourcePath): void {
+  const bad =
+    name.length === 0 ||
+    name.includes(0x2f) ||
+    name.includes(0) ||
+    (name.length === 1 && name[0] === 0x2e) ||
+    (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e);
+  if (bad || name.length > NAME_MAX) {
+    const path = `${displayPath(parent)}/${decodeUtf8Lossy(name)}`;
+    const why = bad ? 'is not a valid name' : `is ${name.length} bytes long, more than ${NAME_MAX}`;
+    throw new SquashfsError('INVALID_NAME', `${path}: the name ${why}`, { path });
+  }
+}
+
+/**
+ * Walks the source tree in sorted order, reading metadata only. The result
+ * holds one record per inode: the per-entry metadata the writer keeps.
+ */
+export async function walkTree(source: TreeSource, rootPath: SourcePath, options: WalkOptions = {}): Promise<WalkedTree> {
+  const rootStat = await source.lstat(rootPath);
+  if (kindOf(rootStat.mode) !== 'directory') {
+    const where = displayPath(rootPath);
+    throw new SquashfsError('NOT_A_DIRECTORY', `${where} is not a directory`, { path: where });
+  }
+  const records: InodeRecord[] = [];
+  const files: InodeRecord[] = [];
+  const sizeCounts = new Map<number, number>();
+  const hardLinks = new Map<string, InodeRecord>();
+  let totalBytes = 0;
+
+  const makeRecord = async (path: SourcePath, stat: SourceStat, kind: Inode['kind']): Promise<InodeRecord> => {
+    const record: InodeRecord = { kind, stat, path, links: 1 };
+    if (kind === 'symlink') record.target = await source.readlink(path);
+    const xattrs = await options.xattrs?.(path);
+    if (xattrs && xattrs.length > 0) record.xattrs = xattrs;
+    records.push(record);
+    if (kind === 'file') {
+      files.push(record);
+      totalBytes += stat.size;
+      sizeCounts.set(stat.size, (sizeCounts.get(stat.size) ?? 0) + 1);
+    }
+    options.onEntry?.(records.length);
+    return record;
+  };
+
+  const walkDirectory = async (node: TreeNode, path: SourcePath, relative: string): Promise<void> => {
+    throwIfAborted(options.signal);
+    const names = (await source.readdir(path)).sort(compareBytes);
+    const children: TreeNode[] = [];
+    for (const name of names) {
+      checkName(name, path);
+      const childPath = joinPath(path, name);
+      const childRelative = relative === '' ? decodeUtf8Lossy(name) : `${relative}/${decodeUtf8Lossy(name)}`;
+      const stat = await source.lstat(childPath);
+      const kind = kindOf(stat.mode);
+      if (kind === undefined) {
+        const where = displayPath(childPath);
+        throw new SquashfsError('SOURCE_UNREADABLE', `${where}: unknown file type (mode 0o${stat.mode.toString(8)})`, { path: where });
+      }
+      if (options.exclude?.(childRelative, kind === 'directory')) continue;
+      let record: InodeRecord | undefined;
+      if (kind !== 'directory' && stat.nlink > 1) {
+        const key = `${stat.dev}:${stat.ino}`;
+        record = hardLinks.get(key);
+        if (record) record.links++;
+        else hardLinks.set(key, (record = await makeRecord(childPath, stat, kind)));
+      } else {
+        record = await makeRecord(childPath, stat, kind);
+      }
+      const child: TreeNode = { name, record };
+      children.push(child);
+      if (kind === 'directory') await walkDirectory(child, childPath, childRelative);
+    }
+    node.children = children;
+  };
+
+  const root: TreeNode = { name: new Uint8Array(0), record: await makeRecord(rootPath, rootStat, 'directory') };
+  await walkDirectory(root, rootPath, '');
+  return { root, records, files, totalBytes, sizeCounts };
+}

@@ -1,0 +1,238 @@
+import { checkLevel, codecByName, type Codec, type CodecRegistry } from '../../codecs/codec.js';
+import { defaultCodecs } from '../../codecs/index.js';
+import { SquashfsError, throwIfAborted } from '../../errors.js';
+import { sha256, type HashFactory } from '../../hash.js';
+import type { ExcludeFilter } from '../../source/exclude.js';
+import type { SourcePath, TreeSource } from '../../source/source.js';
+import { DEFAULT_BLOCK_SIZE, DEVICE_BLOCK, Flag, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE } from '../constants.js';
+import { encodeExportTable } from '../export-table.js';
+import { encodeFragmentTable } from '../fragment-table.js';
+import { IdTable } from '../id-table.js';
+import { encodeLookupTable, encodeMetadataBlock, type BlockCompressor } from '../metadata.js';
+import { encodeSuperblock, SUPERBLOCK_SIZE } from '../superblock.js';
+import { XattrTableBuilder, type Xattr } from '../xattr-table.js';
+import { DataWriter, type FragmentMode } from './data.js';
+import { writeMetadataTables } from './metadata-tables.js';
+import { blockStorer, OrderedOutput, type ImageSink } from './output.js';
+import { walkTree } from './tree.js';
+
+export interface WriterProgress {
+  phase: 'walk' | 'data' | 'tables' | 'done';
+  /** Entries found by the walk. */
+  entries: number;
+  /** Regular files whose data is written. */
+  files: number;
+  /** Source bytes read. */
+  bytesRead: number;
+  /** Image bytes handed to the sink. */
+  bytesWritten: number;
+  /** Total bytes of regular files, known after the walk. */
+  totalBytes: number;
+}
+
+export interface WriterOptions {
+  /** Compressor name: 'gzip' (default) or any registered codec. */
+  compression?: string;
+  /** Compression level; default the codec's (gzip 9). */
+  level?: number;
+  /** Data block size: a power of two from 4 KiB to 1 MiB; default 128 KiB. */
+  blockSize?: number;
+  /** 'default' packs files smaller than a block; 'never' = -no-fragments; 'always' = -always-use-fragments. */
+  fragments?: FragmentMode;
+  /** Store identical files once (default true). */
+  dedupe?: boolean;
+  /** Write the export table (default true, like mksquashfs). */
+  exportable?: boolean;
+  /** Make every owner 0:0. */
+  allRoot?: boolean;
+  /** The image's modification time (seconds); default now. */
+  mtime?: number;
+  exclude?: ExcludeFilter;
+  /** Extended attributes per path; default: the source's own `xattrs`, if any. */
+  xattrs?: (path: SourcePath) => Promise<readonly Xattr[] | undefined>;
+  codecs?: CodecRegistry;
+  createHash?: HashFactory;
+  /** Blocks compressed ahead of the one being written (default 8). */
+  maxInFlight?: number;
+  signal?: AbortSignal;
+  onProgress?: (progress: WriterProgress) => void;
+}
+
+export interface WriteResult {
+  /** Bytes of the image before padding (the superblock's bytes_used). */
+  bytesUsed: number;
+  /** Bytes handed to the sink, padding included. */
+  imageSize: number;
+  inodes: number;
+  files: number;
+  fragments: number;
+  totalBytes: number;
+  compression: string;
+  level: number;
+  blockSize: number;
+}
+
+function resolveOptions(options: WriterOptions): { codec: Codec; level: number; blockSize: number } {
+  const codec = codecByName(options.codecs ?? defaultCodecs(), options.compression ?? 'gzip');
+  const level = options.level ?? codec.defaultLevel;
+  checkLevel(codec, level);
+  const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
+  if (!Number.isInteger(blockSize) || blockSize < MIN_BLOCK_SIZE || blockSize > MAX_BLOCK_SIZE || (blockSize & (blockSize - 1)) !== 0) {
+    throw new SquashfsError('INVALID_OPTION', `block size must be a power of two from ${MIN_BLOCK_SIZE} to ${MAX_BLOCK_SIZE}, got ${blockSize}`);
+  }
+  if (options.mtime !== undefined && (!Number.isInteger(options.mtime) || options.mtime < 0 || options.mtime > 0xffffffff)) {
+    throw new SquashfsError('INVALID_OPTION', `mtime must be whole seconds from 0 to 4294967295, got ${options.mtime}`);
+  }
+  return { codec, level, blockSize };
+}
+
+/**
+ * Packs a source tree into a SquashFS 4.0 image, streaming it to `sink`:
+ * the walk reads metadata, then file data is written block by block, then
+ * the tables, and last the superblock. Memory holds the blocks in flight
+ * and the per-entry metadata, never the image.
+ */
+export async function writeImage(source: TreeSource, root: SourcePath, sink: ImageSink, options: WriterOptions = {}): Promise<WriteResult> {
+  const { codec, level, blockSize } = resolveOptions(options);
+  const fragments = options.fragments ?? 'default';
+  const dedupe = options.dedupe ?? true;
+  const exportable = options.exportable ?? true;
+  const compress: BlockCompressor = (data) => codec.compress(data, level);
+  const progress: WriterProgress = { phase: 'walk', entries: 0, files: 0, bytesRead: 0, bytesWritten: 0, totalBytes: 0 };
+  const report = () => options.onProgress?.({ ...progress });
+
+  const tree = await walkTree(source, root, {
+    exclude: options.exclude,
+    xattrs: options.xattrs ?? source.xattrs?.bind(source),
+    signal: options.signal,
+    onEntry: (entries) => {
+      progress.entries = entries;
+      if (entries % 1000 === 0) report();
+    },
+  });
+  progress.totalBytes = tree.totalBytes;
+  progress.phase = 'data';
+  report();
+
+  const counting: ImageSink = {
+    write: (chunk) => {
+      progress.bytesWritten += chunk.length;
+      return sink.write(chunk);
+    },
+    finish: (superblock) => sink.finish(superblock),
+  };
+  const out = new OrderedOutput(counting, options.maxInFlight ?? 8);
+  await out.push(new Uint8Array(SUPERBLOCK_SIZE));
+  let flags = Flag.DUPLICATES;
+  const compressorOptions = codec.encodeOptions(level);
+  if (compressorOptions) {
+    flags |= Flag.COMPRESSOR_OPTIONS;
+    await out.push(encodeMetadataBlock(compressorOptions, () => compressorOptions));
+  }
+
+  const data = new DataWriter(source, out, {
+    blockSize,
+    fragments,
+    dedupe,
+    sizeCounts: tree.sizeCounts,
+    store: blockStorer(codec, level),
+    createHash: options.createHash ?? sha256,
+    signal: options.signal,
+    onRead: (bytes) => (progress.bytesRead += bytes),
+  });
+  let lastReport = 0;
+  for (const file of tree.files) {
+    await data.writeFile(file);
+    progress.files++;
+    if (progress.bytesRead - lastReport >= 4 * 1024 * 1024) {
+      lastReport = progress.bytesRead;
+      report();
+    }
+  }
+  await data.finish();
+  throwIfAborted(options.signal);
+  progress.phase = 'tables';
+  report();
+
+  const ids = new IdTable();
+  const xattrs = new XattrTableBuilder();
+  const tables = writeMetadataTables(tree.root, { compress, ids, xattrs, allRoot: options.allRoot ?? false });
+
+  let position = out.position;
+  const emit = async (chunks: readonly Uint8Array[]) => {
+    for (const chunk of chunks) {
+      await out.push(chunk);
+      position += chunk.length;
+    }
+  };
+  const inodeTableStart = position;
+  await emit(tables.inodeTable.blocks);
+  const directoryTableStart = position;
+  await emit(tables.directoryTable.blocks);
+  // With no fragments the start stays at the end of the directory table, as mksquashfs leaves it.
+  let fragmentTableStart = position;
+  if (data.fragments.length > 0) {
+    const table = encodeLookupTable(encodeFragmentTable(data.fragments), position, compress);
+    await emit(table.bytes);
+    fragmentTableStart = table.indexStart; // the superblock points at the index after the blocks
+  }
+  let exportTableStart: number | undefined;
+  if (exportable) {
+    const table = encodeLookupTable(encodeExportTable(tables.exportRefs), position, compress);
+    await emit(table.bytes);
+    exportTableStart = table.indexStart;
+  }
+  const idTable = encodeLookupTable(ids.encode(), position, compress);
+  await emit(idTable.bytes);
+  let xattrIdTableStart: number | undefined;
+  if (xattrs.count > 0) {
+    const table = xattrs.encode(position, compress);
+    await emit(table.bytes);
+    xattrIdTableStart = table.headerStart;
+  } else {
+    flags |= Flag.NO_XATTRS;
+  }
+  const bytesUsed = position;
+  const padding = (DEVICE_BLOCK - (bytesUsed % DEVICE_BLOCK)) % DEVICE_BLOCK;
+  if (padding > 0) await emit([new Uint8Array(padding)]);
+  await out.flush();
+
+  if (fragments === 'never') flags |= Flag.NO_FRAGMENTS;
+  if (fragments === 'always') flags |= Flag.ALWAYS_FRAGMENTS;
+  if (exportable) flags |= Flag.EXPORTABLE;
+  const superblock = encodeSuperblock({
+    inodeCount: tables.inodeCount,
+    modificationTime: options.mtime ?? Math.floor(Date.now() / 1000),
+    blockSize,
+    fragmentEntryCount: data.fragments.length,
+    compressionId: codec.id,
+    blockLog: Math.log2(blockSize),
+    flags,
+    idCount: ids.ids.length,
+    versionMajor: 4,
+    versionMinor: 0,
+    rootInodeRef: tables.rootRef,
+    bytesUsed,
+    idTableStart: idTable.indexStart,
+    xattrIdTableStart,
+    inodeTableStart,
+    directoryTableStart,
+    fragmentTableStart,
+    exportTableStart,
+  });
+  throwIfAborted(options.signal);
+  await counting.finish(superblock);
+  progress.phase = 'done';
+  report();
+  return {
+    bytesUsed,
+    imageSize: bytesUsed + padding,
+    inodes: tables.inodeCount,
+    files: tree.files.length,
+    fragments: data.fragments.length,
+    totalBytes: tree.totalBytes,
+    compression: codec.name,
+    level,
+    blockSize,
+  };
+}
