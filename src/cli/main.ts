@@ -40,9 +40,9 @@ function parseInteger(text: string | undefined, option: string): number | undefi
   return Number(text);
 }
 
-function parse(args: string[], options: ParseArgsConfig['options']) {
+function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T) {
   try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
+    return parseArgs({ args, options, allowPositionals: true, strict: true as const });
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
@@ -65,14 +65,14 @@ async function pack(args: string[], io: Required<CliIo>): Promise<number> {
   const progress = new ProgressLine(io.progress);
   const started = Date.now();
   const result = await packDirectory(dir, image, {
-    compression: values.comp as string | undefined,
-    level: parseInteger(values.level as string | undefined, '--level'),
-    blockSize: values['block-size'] === undefined ? undefined : parseSize(values['block-size'] as string, '--block-size'),
-    noFragments: values['no-fragments'] as boolean | undefined,
-    alwaysUseFragments: values['always-use-fragments'] as boolean | undefined,
-    allRoot: values['all-root'] as boolean | undefined,
-    mtime: parseInteger(values.mtime as string | undefined, '--mtime'),
-    exclude: values.exclude as string[] | undefined,
+    compression: values.comp,
+    level: parseInteger(values.level, '--level'),
+    blockSize: values['block-size'] === undefined ? undefined : parseSize(values['block-size'], '--block-size'),
+    noFragments: values['no-fragments'],
+    alwaysUseFragments: values['always-use-fragments'],
+    allRoot: values['all-root'],
+    mtime: parseInteger(values.mtime, '--mtime'),
+    exclude: values.exclude,
     xattrs: !values['no-xattrs'],
     onWarning: (message) => io.stderr(`sqfs: warning: ${message}\n`),
     onProgress: (p) => {

@@ -20,6 +20,8 @@ export interface DataWriterOptions {
   sizeCounts: ReadonlyMap<number, number>;
   store: (data: Uint8Array) => Promise<StoredBlock>;
   createHash: HashFactory;
+  /** Small files read ahead of the one being written (default 32). */
+  readAhead?: number;
   signal?: AbortSignal;
   onRead?: (bytes: number) => void;
 }
@@ -45,51 +47,122 @@ export class DataWriter {
     this.fragment = new Uint8Array(options.blockSize);
   }
 
+  /**
+   * Writes every file's data in order. Files of at most one block are read
+   * whole, several ahead of the one being written (bounded by `readAhead`
+   * files and bytes), so small files do not wait on each other's I/O.
+   */
+  async writeFiles(files: readonly InodeRecord[], onFile?: (record: InodeRecord) => void): Promise<void> {
+    const { blockSize, readAhead = 32 } = this.options;
+    const maxAheadBytes = Math.max(readAhead * blockSize / 4, 4 * blockSize);
+    const ahead = new Map<number, Promise<Uint8Array>>();
+    let aheadBytes = 0;
+    let next = 0;
+    for (let i = 0; i < files.length; i++) {
+      while (next < files.length && ahead.size < readAhead && aheadBytes < maxAheadBytes) {
+        const size = files[next]!.stat.size;
+        if (size > 0 && size <= blockSize) {
+          const read = this.readWhole(files[next]!);
+          read.catch(() => undefined); // rethrown in order, when its turn comes
+          ahead.set(next, read);
+          aheadBytes += size;
+        }
+        next++;
+      }
+      const record = files[i]!;
+      const read = ahead.get(i);
+      if (read) {
+        ahead.delete(i);
+        aheadBytes -= record.stat.size;
+        await this.writeSmall(record, await read);
+      } else {
+        await this.writeFile(record);
+      }
+      onFile?.(record);
+    }
+  }
+
+  /** Writes one file's data, reading it now. */
   async writeFile(record: InodeRecord): Promise<void> {
     throwIfAborted(this.options.signal);
     const size = record.stat.size;
     if (size === 0) {
       record.layout = { blocksStart: 0, blockSizes: new Uint32Array(0), fragmentIndex: NO_INDEX, fragmentOffset: 0, sparse: 0 };
+    } else if (size <= this.options.blockSize) {
+      await this.writeSmall(record, await this.readWhole(record));
+    } else {
+      await this.writeLarge(record);
+    }
+  }
+
+  /** A file of at most one block, already in memory. */
+  private async writeSmall(record: InodeRecord, bytes: Uint8Array): Promise<void> {
+    throwIfAborted(this.options.signal);
+    const fromMemory: ReadAt = async (p, n) => bytes.subarray(p, p + n);
+    if (!this.isCandidate(record)) {
+      record.layout = await this.writeData(record, fromMemory);
       return;
     }
+    const hasher = this.options.createHash();
+    hasher.update(bytes);
+    const key = `${bytes.length}:${toHex(hasher.digest())}`;
+    const earlier = this.seen.get(key);
+    if (earlier) record.layout = earlier;
+    else this.seen.set(key, (record.layout = await this.writeData(record, fromMemory)));
+  }
+
+  /** A file of more than one block, streamed; hashed first when another file has its size. */
+  private async writeLarge(record: InodeRecord): Promise<void> {
+    const size = record.stat.size;
     const file = await this.source.open(record.path);
     try {
       const readAt: ReadAt = (position, length) => this.readExactly(file, record, position, length);
-      const candidate = this.options.dedupe && (this.options.sizeCounts.get(size) ?? 0) > 1;
-      if (!candidate) {
+      if (!this.isCandidate(record)) {
         record.layout = await this.writeData(record, readAt);
-      } else if (size <= this.options.blockSize) {
-        // Small: read once into memory, hash, then write from memory.
-        const bytes = await readAt(0, size);
         await this.expectEnd(file, record);
-        const hasher = this.options.createHash();
-        hasher.update(bytes);
-        const key = `${size}:${toHex(hasher.digest())}`;
-        const earlier = this.seen.get(key);
-        if (earlier) record.layout = earlier;
-        else this.seen.set(key, (record.layout = await this.writeData(record, async (p, n) => bytes.subarray(p, p + n))));
-        return;
-      } else {
-        // Large: hash first; write only when no earlier file has the same bytes.
-        const hasher = this.options.createHash();
-        for (let p = 0; p < size; p += this.options.blockSize) {
-          hasher.update(await readAt(p, Math.min(this.options.blockSize, size - p)));
-        }
-        await this.expectEnd(file, record);
-        const digest = toHex(hasher.digest());
-        const key = `${size}:${digest}`;
-        const earlier = this.seen.get(key);
-        if (earlier) {
-          record.layout = earlier;
-          return;
-        }
-        const check = this.options.createHash();
-        record.layout = await this.writeData(record, readAt, check);
-        if (toHex(check.digest()) !== digest) throw this.changed(record, 'its contents changed between two reads');
-        this.seen.set(key, record.layout);
         return;
       }
+      const hasher = this.options.createHash();
+      for (let p = 0; p < size; p += this.options.blockSize) {
+        hasher.update(await readAt(p, Math.min(this.options.blockSize, size - p)));
+      }
       await this.expectEnd(file, record);
+      const digest = toHex(hasher.digest());
+      const key = `${size}:${digest}`;
+      const earlier = this.seen.get(key);
+      if (earlier) {
+        record.layout = earlier;
+        return;
+      }
+      const check = this.options.createHash();
+      record.layout = await this.writeData(record, readAt, check);
+      if (toHex(check.digest()) !== digest) throw this.changed(record, 'its contents changed between two reads');
+      this.seen.set(key, record.layout);
+    } finally {
+      await file.close();
+    }
+  }
+
+  private isCandidate(record: InodeRecord): boolean {
+    return this.options.dedupe && (this.options.sizeCounts.get(record.stat.size) ?? 0) > 1;
+  }
+
+  /** Reads a whole small file with one read of size + 1 bytes, which also tells if it grew. */
+  private async readWhole(record: InodeRecord): Promise<Uint8Array> {
+    const size = record.stat.size;
+    const file = await this.source.open(record.path);
+    try {
+      const buffer = new Uint8Array(size + 1);
+      let filled = 0;
+      for (;;) {
+        const n = await file.read(buffer.subarray(filled), filled);
+        if (n === 0) break;
+        filled += n;
+        if (filled > size) throw this.changed(record, `it grew beyond ${size} bytes`);
+      }
+      if (filled < size) throw this.changed(record, `it ended at ${filled} bytes, ${size} were expected`);
+      this.options.onRead?.(size);
+      return buffer.subarray(0, size);
     } finally {
       await file.close();
     }

@@ -141,14 +141,13 @@ export async function writeImage(source: TreeSource, root: SourcePath, sink: Ima
     onRead: (bytes) => (progress.bytesRead += bytes),
   });
   let lastReport = 0;
-  for (const file of tree.files) {
-    await data.writeFile(file);
+  await data.writeFiles(tree.files, () => {
     progress.files++;
     if (progress.bytesRead - lastReport >= 4 * 1024 * 1024) {
       lastReport = progress.bytesRead;
       report();
     }
-  }
+  });
   await data.finish();
   throwIfAborted(options.signal);
   progress.phase = 'tables';

@@ -1,0 +1,127 @@
+/**
+ * The runtime-agnostic writer (fflate, @noble/hashes, no node: imports) over
+ * a memfs source: unsquashfs must read what it makes, bad names are typed
+ * errors, and the sink protocol holds.
+ */
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Volume } from 'memfs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fsSource, SquashfsError, writeImage, type ImageSink, type WriterOptions } from '../src/index.js';
+import { run } from './helpers/oracles.js';
+
+let work: string;
+beforeAll(async () => {
+  work = await fsp.mkdtemp(path.join(os.tmpdir(), 'sqfs-memfs-'));
+});
+afterAll(async () => {
+  await fsp.rm(work, { recursive: true, force: true });
+});
+
+/** Collects an image in memory, patching the superblock in at the end. */
+function memorySink(): ImageSink & { image(): Uint8Array; chunks: Uint8Array[] } {
+  const chunks: Uint8Array[] = [];
+  let superblock: Uint8Array | undefined;
+  return {
+    chunks,
+    write: (chunk) => void chunks.push(chunk.slice()),
+    finish: (sb) => void (superblock = sb),
+    image() {
+      const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+      let o = 0;
+      for (const c of chunks) (out.set(c, o), (o += c.length));
+      out.set(superblock!, 0);
+      return out;
+    },
+  };
+}
+
+function sampleVolume() {
+  const vol = Volume.fromJSON({
+    '/root/readme.txt': 'hello from memfs\n',
+    '/root/src/main.ts': 'export const x = 1;\n'.repeat(500),
+    '/root/src/copy.ts': 'export const x = 1;\n'.repeat(500),
+    '/root/empty': '',
+    '/root/big.bin': Buffer.alloc(300_000, 7),
+  });
+  vol.mkdirSync('/root/emptydir');
+  vol.symlinkSync('readme.txt', '/root/link');
+  vol.utimesSync('/root/readme.txt', 1_600_000_000, 1_600_000_000);
+  return vol;
+}
+
+async function pack(vol: InstanceType<typeof Volume>, options: WriterOptions = {}) {
+  const sink = memorySink();
+  const result = await writeImage(fsSource(vol.promises as never), '/root', sink, { mtime: 1_700_000_000, ...options });
+  return { sink, result, image: sink.image() };
+}
+
+describe('writer over memfs (portable codecs)', () => {
+  it('makes an image unsquashfs extracts exactly', async () => {
+    const vol = sampleVolume();
+    const { image, result } = await pack(vol, { xattrs: async (p) => (p === '/root/readme.txt' ? [{ name: 'user.note', value: new TextEncoder().encode('memo') }] : undefined) });
+    expect(result.imageSize % 4096).toBe(0);
+    expect(image.length).toBe(result.imageSize);
+    const file = path.join(work, 'memfs.sqfs');
+    await fsp.writeFile(file, image);
+    const out = path.join(work, 'memfs-out');
+    const r = await run('unsquashfs', ['-no-progress', '-d', out, file]);
+    expect(r.stderr.toString()).toBe('');
+    expect(r.code).toBe(0);
+    for (const name of ['readme.txt', 'src/main.ts', 'src/copy.ts', 'empty', 'big.bin']) {
+      expect(Buffer.compare(await fsp.readFile(path.join(out, name)), vol.readFileSync(`/root/${name}`) as Buffer)).toBe(0);
+    }
+    expect(await fsp.readlink(path.join(out, 'link'))).toBe('readme.txt');
+    expect((await fsp.stat(path.join(out, 'emptydir'))).isDirectory()).toBe(true);
+    expect(Math.floor((await fsp.stat(path.join(out, 'readme.txt'))).mtimeMs / 1000)).toBe(1_600_000_000);
+    const xattr = await run('getfattr', ['-n', 'user.note', '--only-values', path.join(out, 'readme.txt')]);
+    if (xattr.code === 0) expect(xattr.stdout.toString()).toBe('memo');
+  });
+
+  it('is deterministic: the same tree and options give the same bytes', async () => {
+    const a = (await pack(sampleVolume())).image;
+    const b = (await pack(sampleVolume())).image;
+    expect(Buffer.compare(a, b)).toBe(0);
+  });
+
+  it('writes a superblock placeholder first and the superblock last', async () => {
+    const { sink, image } = await pack(sampleVolume());
+    expect(sink.chunks[0]).toEqual(new Uint8Array(96));
+    expect(new DataView(image.buffer).getUint32(0, true)).toBe(0x73717368);
+  });
+
+  it('refuses a name longer than 255 bytes, naming it', async () => {
+    const vol = sampleVolume();
+    vol.writeFileSync(`/root/src/${'n'.repeat(256)}`, 'x');
+    const error = await pack(vol).catch((e) => e);
+    expect(error).toBeInstanceOf(SquashfsError);
+    expect(error.code).toBe('INVALID_NAME');
+    expect(error.path).toContain(`/root/src/${'n'.repeat(256)}`);
+    expect(error.message).toMatch(/256 bytes long/);
+  });
+
+  it('rejects bad options with INVALID_OPTION', async () => {
+    for (const options of [{ blockSize: 3000 }, { blockSize: 2 << 20 }, { level: 10 }, { mtime: -1 }] as WriterOptions[]) {
+      const error = await pack(sampleVolume(), options).catch((e) => e);
+      expect(error.code).toBe('INVALID_OPTION');
+    }
+    expect((await pack(sampleVolume(), { compression: 'lzo' }).catch((e) => e)).code).toBe('UNSUPPORTED_COMPRESSOR');
+  });
+
+  it('reports a missing root and a root that is a file', async () => {
+    const vol = sampleVolume();
+    const missing = await writeImage(fsSource(vol.promises as never), '/nope', memorySink()).catch((e) => e);
+    expect(missing.code).toBe('SOURCE_NOT_FOUND');
+    expect(missing.path).toBe('/nope');
+    const file = await writeImage(fsSource(vol.promises as never), '/root/readme.txt', memorySink()).catch((e) => e);
+    expect(file.code).toBe('NOT_A_DIRECTORY');
+  });
+
+  it('stops with ABORTED when the signal fires', async () => {
+    const controller = new AbortController();
+    controller.abort();
+    const error = await pack(sampleVolume(), { signal: controller.signal }).catch((e) => e);
+    expect(error.code).toBe('ABORTED');
+  });
+});
