@@ -1,0 +1,83 @@
+/**
+ * The package as users get it: the built ESM + CJS + d.ts output, the
+ * `exports` map, a main entry that reaches no `node:` module, and the CLI
+ * binary. `npm test` builds dist/ before running the suite.
+ */
+import { execFile } from 'node:child_process';
+import { promises as fsp, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+const root = path.resolve(__dirname, '..');
+const dist = path.join(root, 'dist');
+const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
+const exec = promisify(execFile);
+
+/** Every file an ESM entry reaches through relative imports. */
+async function importGraph(entry: string): Promise<Map<string, string>> {
+  const seen = new Map<string, string>();
+  const visit = async (file: string) => {
+    if (seen.has(file)) return;
+    const text = await fsp.readFile(file, 'utf8');
+    seen.set(file, text);
+    for (const match of text.matchAll(/(?:from|import)\s*\(?\s*["'](\.[^"']+)["']/g)) {
+      await visit(path.resolve(path.dirname(file), match[1]!));
+    }
+  };
+  await visit(entry);
+  return seen;
+}
+
+describe('package', () => {
+  it('declares the entries, the bin and the types it builds', async () => {
+    expect(pkg.name).toBe('squashfs-ts');
+    expect(pkg.type).toBe('module');
+    expect(pkg.bin).toEqual({ sqfs: './dist/cli.js' });
+    expect(Object.keys(pkg.exports)).toEqual(['.', './node', './package.json']);
+    for (const entry of ['.', './node']) {
+      for (const condition of ['import', 'require'] as const) {
+        const target = pkg.exports[entry][condition];
+        await fsp.access(path.join(root, target.default));
+        await fsp.access(path.join(root, target.types));
+      }
+    }
+  });
+
+  it('keeps node: modules out of the main entry', async () => {
+    const graph = await importGraph(path.join(dist, 'index.js'));
+    for (const [file, text] of graph) {
+      expect(text.match(/["']node:[a-z_/]+["']/g) ?? [], file).toEqual([]);
+      expect(text.match(/require\(["'](fs|path|zlib|crypto|child_process)["']\)/g) ?? [], file).toEqual([]);
+    }
+  });
+
+  it('loads as ESM and as CJS with the same API', async () => {
+    const esm = await import(path.join(dist, 'index.js'));
+    const cjs = createRequire(import.meta.url)(path.join(dist, 'index.cjs'));
+    for (const name of ['writeImage', 'fsSource', 'SquashfsError', 'defaultCodecs', 'decodeSuperblock']) {
+      expect(typeof esm[name], name).toBe('function');
+      expect(typeof cjs[name], name).toBe('function');
+    }
+    const node = await import(path.join(dist, 'node.js'));
+    expect(typeof node.packDirectory).toBe('function');
+  });
+
+  it('runs the sqfs binary from dist', async () => {
+    const work = await fsp.mkdtemp(path.join(os.tmpdir(), 'sqfs-pkg-'));
+    try {
+      await fsp.mkdir(path.join(work, 'src/sub'), { recursive: true });
+      await fsp.writeFile(path.join(work, 'src/sub/hello.txt'), 'hello\n');
+      const image = path.join(work, 'out.sqfs');
+      await exec(process.execPath, [path.join(dist, 'cli.js'), 'pack', path.join(work, 'src'), image, '--mtime', '0']);
+      const { stdout } = await exec('unsquashfs', ['-lln', image]);
+      expect(stdout).toContain('squashfs-root/sub/hello.txt');
+      const usage = await exec(process.execPath, [path.join(dist, 'cli.js'), 'frobnicate']).catch((e) => e);
+      expect(usage.code).toBe(2);
+    } finally {
+      await fsp.rm(work, { recursive: true, force: true });
+    }
+  });
+});
