@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Volume } from 'memfs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fsSource, SquashfsError, writeImage, type ImageSink, type WriterOptions } from '../src/index.js';
+import { excludePatterns, fsSource, SquashfsError, writeImage, type ImageSink, type WriterOptions } from '../src/index.js';
 import { run } from './helpers/oracles.js';
 
 let work: string;
@@ -77,6 +77,24 @@ describe('writer over memfs (portable codecs)', () => {
     expect(Math.floor((await fsp.stat(path.join(out, 'readme.txt'))).mtimeMs / 1000)).toBe(1_600_000_000);
     const xattr = await run('getfattr', ['-n', 'user.note', '--only-values', path.join(out, 'readme.txt')]);
     if (xattr.code === 0) expect(xattr.stdout.toString()).toBe('memo');
+  });
+
+  it('leaves out entries matching gitignore-style exclude patterns', async () => {
+    const vol = sampleVolume();
+    vol.mkdirSync('/root/build/cache', { recursive: true });
+    vol.mkdirSync('/root/src/build', { recursive: true });
+    vol.mkdirSync('/root/src/cache', { recursive: true });
+    vol.writeFileSync('/root/build/out.js', 'x');
+    vol.writeFileSync('/root/src/build/keep.js', 'x');
+    vol.writeFileSync('/root/src/debug.log', 'x');
+    vol.writeFileSync('/root/src/keep.log', 'x');
+    const { image } = await pack(vol, { exclude: excludePatterns(['/build', '*.log', '!keep.log', 'cache/']) });
+    const file = path.join(work, 'exclude.sqfs');
+    await fsp.writeFile(file, image);
+    const listing = (await run('unsquashfs', ['-l', '-d', '', file])).stdout.toString().split('\n').filter(Boolean).sort();
+    expect(listing).toEqual(
+      ['/big.bin', '/empty', '/emptydir', '/link', '/readme.txt', '/src', '/src/build', '/src/build/keep.js', '/src/copy.ts', '/src/keep.log', '/src/main.ts'].sort(),
+    );
   });
 
   it('is deterministic: the same tree and options give the same bytes', async () => {

@@ -541,3 +541,115 @@ export async function expectImageMatches(image: string, srcDir: string, opts: Ex
 export async function mksquashfs(srcDir: string, image: string, extra: string[] = []): Promise<void> {
   await runOk('mksquashfs', [srcDir, image, '-comp', 'gzip', '-noappend', '-no-progress', '-quiet', ...extra]);
 }
+
+// ---------------------------------------------------------------------------
+// Superblock
+// ---------------------------------------------------------------------------
+
+export interface Superblock {
+  magic: number;
+  inodeCount: number;
+  modTime: number;
+  blockSize: number;
+  fragmentCount: number;
+  compressionId: number;
+  blockLog: number;
+  flags: number;
+  idCount: number;
+  versionMajor: number;
+  versionMinor: number;
+  bytesUsed: bigint;
+  xattrIdTableStart: bigint;
+}
+
+/** Reads the 96-byte SquashFS 4.0 superblock. */
+export async function readSuperblock(image: string): Promise<Superblock> {
+  const fh = await fsp.open(image, 'r');
+  try {
+    const b = Buffer.alloc(96);
+    await fh.read(b, 0, 96, 0);
+    return {
+      magic: b.readUInt32LE(0),
+      inodeCount: b.readUInt32LE(4),
+      modTime: b.readUInt32LE(8),
+      blockSize: b.readUInt32LE(12),
+      fragmentCount: b.readUInt32LE(16),
+      compressionId: b.readUInt16LE(20),
+      blockLog: b.readUInt16LE(22),
+      flags: b.readUInt16LE(24),
+      idCount: b.readUInt16LE(26),
+      versionMajor: b.readUInt16LE(28),
+      versionMinor: b.readUInt16LE(30),
+      bytesUsed: b.readBigUInt64LE(40),
+      xattrIdTableStart: b.readBigUInt64LE(56),
+    };
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Number of distinct inodes under `dir` (hard links counted once). */
+export async function countInodes(dir: string): Promise<number> {
+  const seen = new Set<string>();
+  for (const e of await walkTree(dir)) seen.add(`${e.st.dev}:${e.st.ino}`);
+  return seen.size;
+}
+
+/** Number of distinct uids and gids under `dir` (the size of the id table). */
+export async function countIds(dir: string): Promise<number> {
+  const ids = new Set<bigint>();
+  for (const e of await walkTree(dir)) {
+    ids.add(e.st.uid);
+    ids.add(e.st.gid);
+  }
+  return ids.size;
+}
+
+export interface SuperblockExpectations {
+  blockSize: number;
+  /** The superblock (image) time, when fixed. */
+  modTime?: number;
+  allRoot?: boolean;
+}
+
+/**
+ * The superblock says SquashFS 4.0, gzip, the block size asked for, one
+ * inode per distinct source inode, one id per distinct uid/gid, and a
+ * bytes_used within the file.
+ */
+export async function expectSuperblockMatches(image: string, srcDir: string, want: SuperblockExpectations): Promise<Superblock> {
+  const sb = await readSuperblock(image);
+  const size = (await fsp.stat(image)).size;
+  const got = {
+    magic: sb.magic.toString(16),
+    version: `${sb.versionMajor}.${sb.versionMinor}`,
+    compressionId: sb.compressionId,
+    blockSize: sb.blockSize,
+    blockLog: sb.blockLog,
+    inodeCount: sb.inodeCount,
+    idCount: sb.idCount,
+    bytesUsedWithinFile: sb.bytesUsed <= BigInt(size),
+    ...(want.modTime === undefined ? {} : { modTime: sb.modTime }),
+  };
+  const expected = {
+    magic: '73717368',
+    version: '4.0',
+    compressionId: 1,
+    blockSize: want.blockSize,
+    blockLog: Math.log2(want.blockSize),
+    inodeCount: await countInodes(srcDir),
+    idCount: want.allRoot ? 1 : await countIds(srcDir),
+    bytesUsedWithinFile: true,
+    ...(want.modTime === undefined ? {} : { modTime: want.modTime }),
+  };
+  const bad = Object.keys(expected).filter(
+    (k) => (got as Record<string, unknown>)[k] !== (expected as Record<string, unknown>)[k],
+  );
+  if (bad.length) {
+    throw new Error(
+      `superblock of ${image}:\n` +
+        bad.map((k) => `  ${k}: expected ${(expected as Record<string, unknown>)[k]}, got ${(got as Record<string, unknown>)[k]}`).join('\n'),
+    );
+  }
+  return sb;
+}
