@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { adapters } from './adapters/index.mjs';
 import { ensureCorpus, formatSummary, walkTree, BENCH_DIR, REPO_DIR, DEFAULT_CORPUS_DIR, DEFAULT_SEED } from './corpus.mjs';
 import { measure, killCurrent, GNU_TIME } from './lib/measure.mjs';
-import { machineInfo } from './lib/machine.mjs';
+import { machineInfo, busyCpuSeconds } from './lib/machine.mjs';
 import { verifyImage } from './lib/verify.mjs';
 import { shJoin, which } from './lib/shell.mjs';
 
@@ -29,6 +29,7 @@ const USAGE = `usage: node bench/run.mjs [options]
   --corpus DIR        pack DIR instead of the generated corpus
   --rebuild-corpus    regenerate bench/corpus even if it is up to date
   --timeout S         kill a single run after S seconds (default 1800)
+  --wait-idle S       before each run, wait up to S seconds for other processes to stop using CPU
   --no-verify         skip listing each image and comparing it to the corpus
   --no-record         do not add a section to bench/RESULTS.md (JSON is still written)
   --dry-run           print the commands and exit
@@ -48,6 +49,7 @@ const { values: opt } = parseArgs({
     corpus: { type: 'string' },
     'rebuild-corpus': { type: 'boolean', default: false },
     timeout: { type: 'string', default: '1800' },
+    'wait-idle': { type: 'string', default: '0' },
     'no-verify': { type: 'boolean', default: false },
     'no-record': { type: 'boolean', default: false },
     'dry-run': { type: 'boolean', default: false },
@@ -75,6 +77,7 @@ if (settings.comp === 'gzip' && settings.level > 9) die('gzip levels are 1-9');
 const runs = intOpt('runs', 1, 1000);
 const warmups = intOpt('warmup', 0, 100);
 const timeoutSec = intOpt('timeout', 1, 86400);
+const waitIdleSec = intOpt('wait-idle', 0, 86400);
 const op = 'pack'; // future: 'unpack' (input = an image made by the baseline, output = a directory)
 
 // ---------------------------------------------------------------------------------------------
@@ -146,6 +149,9 @@ if (opt['dry-run']) {
   process.exit(0);
 }
 
+const machine = machineInfo({ outDir, repoDir: REPO_DIR }); // before any run, so load average is the idle-ness at start
+if (machine.loadavgAtStart[0] > 0.5) console.error(`warning: 1-min load average is ${machine.loadavgAtStart[0]}; other processes will skew timings`);
+
 process.on('SIGINT', () => { killCurrent(); console.error('\nbench: interrupted'); process.exit(130); });
 process.on('SIGTERM', () => { killCurrent(); process.exit(143); });
 
@@ -154,25 +160,50 @@ process.on('SIGTERM', () => { killCurrent(); process.exit(143); });
 
 const active = () => states.filter((s) => s.status === 'pending');
 
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Wait (up to waitIdleSec) until other processes use < 10% of one core over a 2 s window. */
+async function waitIdle() {
+  if (!waitIdleSec) return;
+  const deadline = Date.now() + waitIdleSec * 1000;
+  let said = false;
+  for (;;) {
+    const b0 = busyCpuSeconds();
+    await sleep(2000);
+    const used = busyCpuSeconds() - b0;
+    if (!(used > 0.2) || Date.now() > deadline) {
+      if (said) console.error(`  ${used > 0.2 ? 'still busy, going ahead' : 'idle'}`);
+      return;
+    }
+    if (!said) { console.error(`  waiting for the machine to go idle (others use ${(used / 2 * 100).toFixed(0)}% of a core)...`); said = true; }
+  }
+}
+
 async function runOnce(s, label) {
   rmSync(s.outFile, { force: true });
   spawnSync('sync'); // flush the previous run's dirty pages so they don't compete with this run
+  await waitIdle();
+  const busy0 = busyCpuSeconds();
   const r = await measure(s.command, { timeFile: join(tmpDir, `${s.adapter.name}.time`), timeoutSec });
+  const busy = busyCpuSeconds() - busy0;
   let imageBytes = null;
   try { imageBytes = statSync(s.outFile).size; } catch { /* no output */ }
   const sample = {
     wallS: +r.wallS.toFixed(4), timeWallS: r.timeWallS, userS: r.userS, sysS: r.sysS,
     cpuS: +(r.userS + r.sysS).toFixed(2), maxRssKiB: r.maxRssKiB, imageBytes,
+    // CPU time used by *other* processes on the machine while this run was going (noise indicator).
+    otherCpuS: Number.isFinite(busy) ? +Math.max(0, busy - (r.userS + r.sysS)).toFixed(2) : null,
   };
   if (!r.ok || imageBytes === null) {
     s.status = 'failed';
     s.reason = r.timedOut ? `timed out after ${timeoutSec}s` : imageBytes === null && r.ok ? 'no output file' : `exit ${r.exitCode}${r.signal ? ` (${r.signal})` : ''}`;
     s.output = r.output;
-    console.error(`  ${s.adapter.name} ${label}: FAILED (${s.reason})\n${indent(r.output.slice(-3000))}`);
+    console.error(`  ${s.adapter.name} ${label}: FAILED (${s.reason})${r.output ? `\n${indent(r.output.slice(-3000))}` : ''}`);
     return null;
   }
   console.error(`  ${s.adapter.name.padEnd(11)} ${label.padEnd(9)} ${sample.wallS.toFixed(2).padStart(7)} s wall ` +
-    `${sample.cpuS.toFixed(2).padStart(7)} s cpu ${(sample.maxRssKiB / 1024).toFixed(0).padStart(6)} MiB ${imageBytes.toLocaleString('en-US').padStart(13)} B`);
+    `${sample.cpuS.toFixed(2).padStart(7)} s cpu ${(sample.maxRssKiB / 1024).toFixed(0).padStart(6)} MiB ${imageBytes.toLocaleString('en-US').padStart(13)} B` +
+    (sample.otherCpuS > 0.5 ? `  (other processes: ${sample.otherCpuS.toFixed(1)} cpu s)` : ''));
   return sample;
 }
 
@@ -248,6 +279,11 @@ function notes() {
     if (s.status === 'skipped') out.push(`${s.adapter.name} skipped: ${s.reason}`);
     if (s.status === 'failed') out.push(`${s.adapter.name} failed: ${s.reason}`);
     if (s.status === 'ok' && !s.sizeStable) out.push(`${s.adapter.name}: image size differed between runs (${[...new Set(s.samples.map((x) => x.imageBytes))].join(', ')})`);
+    const noisy = s.samples.filter((x) => x.otherCpuS > Math.max(0.5, 0.1 * x.wallS)); // timed runs only
+    if (noisy.length) {
+      const worst = Math.max(...noisy.map((x) => x.otherCpuS / x.wallS));
+      out.push(`${s.adapter.name}: machine was busy during ${noisy.length} of ${s.samples.length} timed runs (other processes used up to ${(worst * 100).toFixed(0)}% of a core) - timings are not reliable`);
+    }
     if (s.verify?.ok === false) out.push(`${s.adapter.name} verification problems: ${s.verify.problems.join('; ')}`);
   }
   return out;
@@ -255,13 +291,12 @@ function notes() {
 
 const now = new Date();
 const stamp = now.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
-const machine = machineInfo({ outDir, repoDir: REPO_DIR });
 const invocation = `cd ${REPO_DIR} && ${shJoin(['node', relative(REPO_DIR, process.argv[1]), ...process.argv.slice(2)])}`;
 const tbl = table();
 const noteLines = notes();
 
 console.log(`\n${tbl}`);
-for (const n of noteLines) console.log(`\n- ${n}`);
+if (noteLines.length) console.log(`\n${noteLines.map((n) => `- ${n}`).join('\n')}`);
 
 const jsonFile = join(outDir, `results-${stamp}.json`);
 const result = {
@@ -300,7 +335,7 @@ if (!opt['no-record']) {
     `## ${now.toISOString().slice(0, 16).replace('T', ' ')} UTC · ${op} · ${settings.comp} -${settings.level} · ${settings.blockSize / 1024} KiB blocks · ${runs} run${runs > 1 ? 's' : ''}`,
     '',
     `- Command: \`${invocation}\``,
-    `- Machine: ${machine.cpuModel}; nproc ${machine.nproc}${machine.cgroupCpuMax && machine.cgroupCpuMax !== 'max 100000' ? ` (cgroup cpu.max ${machine.cgroupCpuMax})` : ''}; ${machine.memTotalGiB} GiB RAM; ${machine.kernel}; Node ${machine.node}; images written to ${machine.outDirFs ?? '?'}; repo ${machine.gitRev}${machine.srcDirty ? ' (src/ has uncommitted changes)' : ''}`,
+    `- Machine: ${machine.cpuModel}; nproc ${machine.nproc}${machine.cgroupCpuMax && machine.cgroupCpuMax !== 'max 100000' ? ` (cgroup cpu.max ${machine.cgroupCpuMax})` : ''}; ${machine.memTotalGiB} GiB RAM; ${machine.kernel}; Node ${machine.node}; images written to ${machine.outDirFs ?? '?'}; repo ${machine.gitRev}${machine.srcDirty ? ' (src/ has uncommitted changes)' : ''}; load avg at start ${machine.loadavgAtStart.join(' ')}`,
     `- Tools: ${states.filter((s) => s.version).map((s) => `${s.adapter.name}: ${s.version}`).join('; ')}`,
     corpusInfo.custom
       ? `- Corpus: custom directory ${corpusDir}: ${cs.files} files, ${cs.bytes.toLocaleString('en-US')} bytes`

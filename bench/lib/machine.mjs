@@ -20,8 +20,20 @@ export function machineInfo({ outDir, repoDir }) {
     memTotalGiB: +(os.totalmem() / 2 ** 30).toFixed(1),
     kernel: `${os.type()} ${os.release()} ${os.arch()}`,
     node: process.version,
-    outDirFs: capture(['df', '-T', '--output=fstype', outDir]).split('\n').at(-1)?.trim() || null,
+    outDirFs: capture(['df', '--output=fstype', outDir]).split('\n').at(-1)?.trim() || null,
     gitRev: /^[0-9a-f]{7,}$/.test(git) ? git : '(no commits)',
     srcDirty: dirty.length > 0,
+    loadavgAtStart: os.loadavg().map((x) => +x.toFixed(2)),
   };
+}
+
+const CLK_TCK = Number(capture(['getconf', 'CLK_TCK'])) || 100;
+
+/** Machine-wide busy CPU seconds so far (all cores), from /proc/stat; NaN if unavailable. */
+export function busyCpuSeconds() {
+  const line = read('/proc/stat')?.split('\n')[0];
+  if (!line?.startsWith('cpu ')) return NaN;
+  // user nice system idle iowait irq softirq steal ...
+  const [user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
+  return (user + nice + system + irq + softirq + (steal || 0)) / CLK_TCK;
 }
