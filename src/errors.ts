@@ -25,6 +25,8 @@ export type SquashfsErrorCode =
   | 'CORRUPT_IMAGE'
   /** A path was not found in an image. */
   | 'NOT_FOUND'
+  /** The image could not be written where it was asked to go. */
+  | 'WRITE_FAILED'
   /** The operation was cancelled through an AbortSignal. */
   | 'ABORTED';
 

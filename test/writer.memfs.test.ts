@@ -143,3 +143,13 @@ describe('writer over memfs (portable codecs)', () => {
     expect(error.code).toBe('ABORTED');
   });
 });
+
+describe('packDirectory output errors', () => {
+  it('gives WRITE_FAILED when the image cannot be created', async () => {
+    const { packDirectory } = await import('../src/node/index.js');
+    const error = await packDirectory(work, path.join(work, 'no/such/dir/out.sqfs')).catch((e) => e);
+    expect(error).toBeInstanceOf(SquashfsError);
+    expect(error.code).toBe('WRITE_FAILED');
+    expect(error.message).toContain('no/such/dir');
+  });
+});

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { SquashfsError } from '../errors.js';
 import { excludePatterns } from '../source/exclude.js';
 import { writeImage, type WriterOptions, type WriteResult } from '../squashfs/writer/writer.js';
 import { nodeCodecs, nodeSha256 } from './codecs.js';
@@ -42,7 +43,11 @@ export async function packDirectory(dir: string, imagePath: string, options: Pac
     else options.onWarning?.('getfattr is not installed: extended attributes are not stored');
   }
   const { noFragments, alwaysUseFragments, exclude, onWarning: _onWarning, xattrs: _xattrs, ...rest } = options;
-  await sink.open();
+  try {
+    await sink.open();
+  } catch (cause) {
+    throw new SquashfsError('WRITE_FAILED', `cannot create ${sink.tempPath}: ${(cause as Error).message}`, { path: imagePath, cause });
+  }
   try {
     const result = await writeImage(nodeSource(), root, sink, {
       codecs: nodeCodecs(),
@@ -53,7 +58,9 @@ export async function packDirectory(dir: string, imagePath: string, options: Pac
       exclude: excludePatterns(exclude ?? []),
       xattrs,
     });
-    await sink.commit();
+    await sink.commit().catch((cause: Error) => {
+      throw new SquashfsError('WRITE_FAILED', `cannot complete ${imagePath}: ${cause.message}`, { path: imagePath, cause });
+    });
     return result;
   } catch (error) {
     await sink.discard();
