@@ -8,3 +8,8 @@ export { writeImage, type WriterOptions, type WriteResult, type WriterProgress }
 export type { ImageSink } from './squashfs/writer/output.js';
 export type { Xattr } from './squashfs/xattr-table.js';
 export { encodeSuperblock, decodeSuperblock, type Superblock } from './squashfs/superblock.js';
+export { SquashfsImage, splitPath, type OpenOptions } from './squashfs/reader/image.js';
+export { bytesSource, httpSource, type HttpSourceOptions, type CountingSource } from './squashfs/reader/source.js';
+export type {
+  RandomAccessSource, ImagePath, EntryStat, EntryType, DirEntry, WalkEntry, FileChunk, ImageInfo,
+} from './squashfs/reader/types.js';

@@ -15,8 +15,12 @@ export interface Codec {
   readonly maxLevel: number;
   compress(data: Uint8Array, level: number): Uint8Array;
   compressAsync?(data: Uint8Array, level: number): Promise<Uint8Array>;
-  /** Decompresses one block; the result must be exactly `expectedLength` bytes (at most, for data blocks: see `allowShorter`). */
-  decompress(data: Uint8Array, expectedLength: number): Uint8Array;
+  /**
+   * Decompresses one block to exactly `expectedLength` bytes, or, with
+   * `atMost`, to at most that many (fragment and metadata blocks, whose
+   * uncompressed size is not stored). Anything else is `CODEC_ERROR`.
+   */
+  decompress(data: Uint8Array, expectedLength: number, atMost?: boolean): Uint8Array;
   /** The compressor options payload for this level, or undefined when the defaults apply. */
   encodeOptions(level: number): Uint8Array | undefined;
 }
@@ -45,10 +49,11 @@ export function checkLevel(codec: Codec, level: number): void {
   }
 }
 
-/** Throws `CODEC_ERROR` unless a decompressed block has the expected length. */
-export function checkLength(codec: string, out: Uint8Array, expected: number): Uint8Array {
-  if (out.length !== expected) {
-    throw new SquashfsError('CODEC_ERROR', `${codec} block decompressed to ${out.length} bytes, expected ${expected}`);
+/** Throws `CODEC_ERROR` unless a decompressed block has the expected length (or, with `atMost`, no more). */
+export function checkLength(codec: string, out: Uint8Array, expected: number, atMost = false): Uint8Array {
+  if (atMost ? out.length > expected : out.length !== expected) {
+    const want = atMost ? `at most ${expected}` : `${expected}`;
+    throw new SquashfsError('CODEC_ERROR', `${codec} block decompressed to ${out.length} bytes, expected ${want}`);
   }
   return out;
 }

@@ -29,7 +29,8 @@ export function gzipCodec(native?: {
 }): Codec {
   const deflate: Deflate = native?.deflate ?? ((data, level) => zlibSync(data, { level: level as 9 }));
   const inflate: Inflate =
-    native?.inflate ?? ((data, expectedLength) => unzlibSync(data, { out: new Uint8Array(expectedLength) }));
+    // One spare byte: fflate silently stops at the end of `out`, so output that is too long must show.
+    native?.inflate ?? ((data, expectedLength) => unzlibSync(data, { out: new Uint8Array(expectedLength + 1) }));
   const codec: Codec = {
     id: CompressorId.GZIP,
     name: 'gzip',
@@ -37,14 +38,14 @@ export function gzipCodec(native?: {
     minLevel: 1,
     maxLevel: 9,
     compress: deflate,
-    decompress(data, expectedLength) {
+    decompress(data, expectedLength, atMost = false) {
       let out: Uint8Array;
       try {
         out = inflate(data, expectedLength);
       } catch (cause) {
         throw new SquashfsError('CODEC_ERROR', `gzip block of ${data.length} bytes does not inflate: ${(cause as Error).message}`, { cause });
       }
-      return checkLength('gzip', out, expectedLength);
+      return checkLength('gzip', out, expectedLength, atMost);
     },
     encodeOptions: (level) => encodeGzipOptions(level),
   };

@@ -12,7 +12,7 @@ export function nodeGzipCodec() {
   return gzipCodec({
     deflate: (data, level) => zlib.deflateSync(data, { level }),
     deflateAsync: (data, level) => deflateAsync(data, { level }),
-    inflate: (data, expectedLength) => zlib.inflateSync(data, { maxOutputLength: Math.max(expectedLength, 1) }),
+    inflate: (data, expectedLength) => zlib.inflateSync(data, { maxOutputLength: expectedLength + 1 }),
   });
 }
 

@@ -4,3 +4,4 @@ export { nodeCodecs, nodeGzipCodec, nodeSha256 } from './codecs.js';
 export { nodeSource } from './source.js';
 export { FileSink } from './file-sink.js';
 export { readTreeXattrs } from './xattrs.js';
+export { fileSource, openImage } from './file-source.js';

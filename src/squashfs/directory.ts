@@ -1,4 +1,6 @@
-import { basicType } from './constants.js';
+import { SquashfsError } from '../errors.js';
+import { decodeUtf8Lossy } from './bytes.js';
+import { basicType, MAX_NAME_LENGTH } from './constants.js';
 import type { DirectoryIndexEntry } from './inode/inode.js';
 import type { MetadataPosition, MetadataWriter } from './metadata.js';
 
@@ -86,4 +88,56 @@ export function writeListing(table: MetadataWriter, entries: readonly DirectoryE
     }
   }
   return { startBlock: start.block, blockOffset: start.offset, size, index };
+}
+
+/** An entry as read from a listing: its inode's position in the inode table. */
+export interface ListingEntry {
+  name: Uint8Array;
+  inode: MetadataPosition;
+  inodeNumber: number;
+  /** The basic type, 1..7. */
+  type: number;
+}
+
+/** Reads what `next` yields from a listing's headers and entries, validating each; returns false from `visit` to stop. */
+export async function readListing(
+  cursor: { take(n: number): Promise<Uint8Array> },
+  size: number,
+  where: number,
+  visit: (entry: ListingEntry) => boolean,
+): Promise<void> {
+  const corrupt = (message: string) => new SquashfsError('CORRUPT_IMAGE', `directory listing at ${where}: ${message}`, { offset: where });
+  let consumed = 0;
+  while (consumed < size) {
+    if (size - consumed < DIRECTORY_HEADER_SIZE) throw corrupt(`${size - consumed} stray bytes after the entries`);
+    const h = await cursor.take(DIRECTORY_HEADER_SIZE);
+    const hv = new DataView(h.buffer, h.byteOffset, h.byteLength);
+    const count = hv.getUint32(0, true) + 1;
+    const block = hv.getUint32(4, true);
+    const base = hv.getUint32(8, true);
+    if (count > MAX_ENTRIES_PER_HEADER) throw corrupt(`a header claims ${count} entries`);
+    consumed += DIRECTORY_HEADER_SIZE;
+    for (let i = 0; i < count; i++) {
+      if (size - consumed < DIRECTORY_ENTRY_SIZE) throw corrupt('an entry runs past the listing');
+      const e = await cursor.take(DIRECTORY_ENTRY_SIZE);
+      const ev = new DataView(e.buffer, e.byteOffset, e.byteLength);
+      const nameLength = ev.getUint16(6, true) + 1;
+      const type = ev.getUint16(4, true);
+      if (nameLength > MAX_NAME_LENGTH) throw corrupt(`a name of ${nameLength} bytes`);
+      if (type < 1 || type > 7) throw corrupt(`entry type ${type}`);
+      consumed += DIRECTORY_ENTRY_SIZE + nameLength;
+      if (consumed > size) throw corrupt('a name runs past the listing');
+      const name = await cursor.take(nameLength);
+      if (!isValidName(name)) throw corrupt(`the name "${decodeUtf8Lossy(name)}" is not allowed`);
+      const inodeNumber = base + ev.getInt16(2, true);
+      if (inodeNumber < 1 || inodeNumber > 0xffffffff) throw corrupt(`inode number ${inodeNumber}`);
+      if (!visit({ name, inode: { block, offset: ev.getUint16(0, true) }, inodeNumber, type })) return;
+    }
+  }
+}
+
+/** Names may hold any byte but "/" and NUL, and are neither "." nor "..". */
+export function isValidName(name: Uint8Array): boolean {
+  if (name.length === 0 || name.includes(0x2f) || name.includes(0)) return false;
+  return !(name[0] === 0x2e && (name.length === 1 || (name.length === 2 && name[1] === 0x2e)));
 }

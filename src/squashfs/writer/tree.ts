@@ -7,6 +7,7 @@ import {
 } from '../../source/source.js';
 import { compareBytes, decodeUtf8Lossy } from '../bytes.js';
 import { NAME_MAX } from '../constants.js';
+import { isValidName } from '../directory.js';
 import type { Inode } from '../inode/inode.js';
 import type { MetadataPosition } from '../metadata.js';
 import type { Xattr } from '../xattr-table.js';
@@ -80,12 +81,7 @@ export function kindOf(mode: number): Inode['kind'] | undefined {
 }
 
 function checkName(name: Uint8Array, parent: SourcePath): void {
-  const bad =
-    name.length === 0 ||
-    name.includes(0x2f) ||
-    name.includes(0) ||
-    (name.length === 1 && name[0] === 0x2e) ||
-    (name.length === 2 && name[0] === 0x2e && name[1] === 0x2e);
+  const bad = !isValidName(name);
   if (bad || name.length > NAME_MAX) {
     const path = `${displayPath(parent)}/${decodeUtf8Lossy(name)}`;
     const why = bad ? 'is not a valid name' : `is ${name.length} bytes long, more than ${NAME_MAX}`;

@@ -1,0 +1,44 @@
+import { open } from 'node:fs/promises';
+import { SquashfsError } from '../errors.js';
+import { SquashfsImage, type OpenOptions } from '../squashfs/reader/image.js';
+import { checkRange } from '../squashfs/reader/source.js';
+import type { RandomAccessSource } from '../squashfs/reader/types.js';
+import { nodeCodecs } from './codecs.js';
+
+/** An image file read with positioned reads. */
+export async function fileSource(path: string): Promise<RandomAccessSource> {
+  let handle;
+  try {
+    handle = await open(path, 'r');
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code === 'ENOENT' ? 'NOT_FOUND' : 'SOURCE_UNREADABLE';
+    throw new SquashfsError(code, `${path}: ${(cause as Error).message}`, { path, cause });
+  }
+  const { size } = await handle.stat();
+  return {
+    size,
+    async read(offset, length) {
+      checkRange(offset, length, size, `read of ${path}`);
+      const buffer = new Uint8Array(length);
+      let filled = 0;
+      while (filled < length) {
+        const { bytesRead } = await handle.read(buffer, filled, length - filled, offset + filled);
+        if (bytesRead === 0) throw new SquashfsError('CORRUPT_IMAGE', `${path} ended at ${offset + filled} while reading ${length} bytes at ${offset}`, { offset });
+        filled += bytesRead;
+      }
+      return buffer;
+    },
+    close: () => handle.close(),
+  };
+}
+
+/** Opens an image file with Node's native codecs. */
+export async function openImage(path: string, options: OpenOptions = {}): Promise<SquashfsImage> {
+  const source = await fileSource(path);
+  try {
+    return await SquashfsImage.open(source, { codecs: nodeCodecs(), ...options });
+  } catch (error) {
+    await source.close?.();
+    throw error;
+  }
+}

@@ -1,0 +1,153 @@
+import { SquashfsError } from '../../errors.js';
+import { getU64 } from '../bytes.js';
+import { METADATA_SIZE } from '../constants.js';
+import { decodeFragmentEntry, FRAGMENT_ENTRY_SIZE, type FragmentEntry } from '../fragment-table.js';
+import { decodeIdTable } from '../id-table.js';
+import { XATTR_HEADER_SIZE, XATTR_PREFIXES, XATTR_VALUE_OOL, type Xattr } from '../xattr-table.js';
+import { MetadataCursor, type MetadataReader } from './metadata-reader.js';
+import { checkRange } from './source.js';
+import type { RandomAccessSource } from './types.js';
+import { decodeUtf8Lossy } from '../bytes.js';
+
+const corrupt = (message: string, offset: number) => new SquashfsError('CORRUPT_IMAGE', message, { offset });
+
+/**
+ * A lookup table (ids, fragments, xattr ids): `count` entries of
+ * `entrySize` bytes in metadata blocks, located through an index of u64
+ * block positions at `indexStart`. Blocks are read on demand.
+ */
+export class LookupTable {
+  private index: number[] | undefined;
+
+  constructor(
+    private readonly source: RandomAccessSource,
+    private readonly metadata: MetadataReader,
+    private readonly name: string,
+    private readonly indexStart: number,
+    private readonly count: number,
+    private readonly entrySize: number,
+    private readonly limit: number,
+  ) {}
+
+  /** The payload of the metadata block holding entry `i`, and the entry's offset in it. */
+  async entry(i: number): Promise<{ data: Uint8Array; offset: number }> {
+    if (!Number.isInteger(i) || i < 0 || i >= this.count) {
+      throw corrupt(`${this.name} index ${i} is out of range (0..${this.count - 1})`, this.indexStart);
+    }
+    const index = await this.loadIndex();
+    const byte = i * this.entrySize;
+    const block = Math.floor(byte / METADATA_SIZE);
+    const { data } = await this.metadata.block(index[block]!, this.indexStart);
+    const offset = byte % METADATA_SIZE;
+    if (offset + this.entrySize > data.length) {
+      throw corrupt(`${this.name} entry ${i} lies past its metadata block at ${index[block]}`, index[block]!);
+    }
+    return { data, offset };
+  }
+
+  /** Every entry's bytes in order. */
+  async all(): Promise<Uint8Array> {
+    const out = new Uint8Array(this.count * this.entrySize);
+    const index = await this.loadIndex();
+    let o = 0;
+    for (const start of index) {
+      const { data } = await this.metadata.block(start, this.indexStart);
+      const n = Math.min(data.length, out.length - o);
+      if (n < Math.min(METADATA_SIZE, out.length - o)) throw corrupt(`${this.name} block at ${start} is short`, start);
+      out.set(data.subarray(0, n), o);
+      o += n;
+    }
+    return out;
+  }
+
+  private async loadIndex(): Promise<number[]> {
+    if (this.index) return this.index;
+    const blocks = Math.ceil((this.count * this.entrySize) / METADATA_SIZE);
+    checkRange(this.indexStart, blocks * 8, this.limit, `${this.name} index`);
+    const bytes = await this.source.read(this.indexStart, blocks * 8);
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const index: number[] = [];
+    for (let i = 0; i < blocks; i++) {
+      const start = getU64(view, i * 8);
+      if (start >= this.indexStart) throw corrupt(`${this.name} block ${i} at ${start} is not before its index at ${this.indexStart}`, this.indexStart);
+      index.push(start);
+    }
+    this.index = index;
+    return index;
+  }
+}
+
+export class IdLookup {
+  private ids: Uint32Array | undefined;
+
+  constructor(private readonly table: LookupTable, private readonly count: number) {}
+
+  async get(index: number, where: number): Promise<number> {
+    this.ids ??= decodeIdTable(await this.table.all(), this.count);
+    if (index >= this.ids.length) throw corrupt(`id index ${index} is out of range (${this.ids.length} ids)`, where);
+    return this.ids[index]!;
+  }
+}
+
+export class FragmentLookup {
+  constructor(private readonly table: LookupTable) {}
+
+  async get(index: number): Promise<FragmentEntry> {
+    const { data, offset } = await this.table.entry(index);
+    return decodeFragmentEntry(data.subarray(offset, offset + FRAGMENT_ENTRY_SIZE), 0);
+  }
+}
+
+/** The xattr tables: the id table (through its header) and the key/value pairs. */
+export class XattrLookup {
+  private constructor(
+    private readonly metadata: MetadataReader,
+    private readonly ids: LookupTable,
+    private readonly kvStart: number,
+    private readonly end: number,
+    readonly count: number,
+  ) {}
+
+  static async open(source: RandomAccessSource, metadata: MetadataReader, headerStart: number, bytesUsed: number): Promise<XattrLookup> {
+    checkRange(headerStart, XATTR_HEADER_SIZE, bytesUsed, 'xattr id table header');
+    const header = await source.read(headerStart, XATTR_HEADER_SIZE);
+    const view = new DataView(header.buffer, header.byteOffset, header.byteLength);
+    const kvStart = getU64(view, 0);
+    const count = view.getUint32(8, true);
+    if (kvStart >= headerStart) throw corrupt(`xattr key/value table at ${kvStart} is not before its header at ${headerStart}`, headerStart);
+    const ids = new LookupTable(source, metadata, 'xattr id', headerStart + XATTR_HEADER_SIZE, count, 16, bytesUsed);
+    return new XattrLookup(metadata, ids, kvStart, headerStart, count);
+  }
+
+  async get(index: number): Promise<Xattr[]> {
+    const { data, offset } = await this.ids.entry(index);
+    const view = new DataView(data.buffer, data.byteOffset + offset, 16);
+    const ref = view.getBigUint64(0, true);
+    const count = view.getUint32(8, true);
+    const cursor = this.cursorAt(ref);
+    const result: Xattr[] = [];
+    for (let i = 0; i < count; i++) {
+      const type = await cursor.u16();
+      const nameSize = await cursor.u16();
+      const prefix = XATTR_PREFIXES[type & 0xff];
+      if (prefix === undefined) throw corrupt(`xattr type ${type} is unknown`, this.kvStart);
+      const name = prefix + decodeUtf8Lossy(await cursor.take(nameSize));
+      const valueSize = await cursor.u32();
+      let value: Uint8Array;
+      if (type & XATTR_VALUE_OOL) {
+        if (valueSize !== 8) throw corrupt(`out-of-line xattr value reference of ${valueSize} bytes`, this.kvStart);
+        const ool = await cursor.take(8);
+        const valueCursor = this.cursorAt(new DataView(ool.buffer, ool.byteOffset, 8).getBigUint64(0, true));
+        value = (await valueCursor.take(await valueCursor.u32())).slice();
+      } else {
+        value = (await cursor.take(valueSize)).slice();
+      }
+      result.push({ name, value });
+    }
+    return result;
+  }
+
+  private cursorAt(ref: bigint): MetadataCursor {
+    return new MetadataCursor(this.metadata, this.kvStart, this.end, Number(ref >> 16n), Number(ref & 0xffffn));
+  }
+}
