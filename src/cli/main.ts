@@ -2,9 +2,12 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { SquashfsError } from '../errors.js';
 import { packDirectory } from '../node/pack.js';
 import { formatBytes, ProgressLine } from './progress.js';
+import { cat, info, ls, unpack } from './read-commands.js';
 
 export interface CliIo {
   stdout?: (text: string) => void;
+  /** Raw bytes to stdout (sqfs cat); default process.stdout with backpressure. */
+  stdoutBytes?: (bytes: Uint8Array) => Promise<void>;
   stderr?: (text: string) => void;
   /** Where progress goes; shown only when it is a TTY. Default process.stderr. */
   progress?: { isTTY?: boolean; write(text: string): unknown };
@@ -23,9 +26,27 @@ commands:
       --mtime N                image time in seconds (default SOURCE_DATE_EPOCH or now)
       --exclude PATTERN        leave out entries matching a gitignore-style pattern (repeatable)
       --no-xattrs              do not store extended attributes
+  ls <image> [path] [-l] [-R]   list a directory (-l: like unsquashfs -lln, -R: recursively)
+  cat <image> <path>            write a file's contents to stdout
+  unpack <image> <dir> [--force]   extract everything (into a new directory, swapped in at the end)
+  info <image> [--json]         superblock, compressor and counts
+
+exit codes: 0 ok, 1 bad image, not found or failure, 2 usage
 `;
 
 class UsageError extends Error {}
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** What a command gets: its arguments, output, and a way to say it was misused. */
+export interface CliContext {
+  parse<T extends Options>(options: T): ReturnType<typeof parse<T>>;
+  usage(message: string): Error;
+  out(text: string): void;
+  outBytes(bytes: Uint8Array): Promise<void>;
+  err(text: string): void;
+  progress: CliIo['progress'];
+}
 
 function parseSize(text: string, option: string): number {
   const match = /^(\d+)([kKmM]?)$/.exec(text);
@@ -40,7 +61,7 @@ function parseInteger(text: string | undefined, option: string): number | undefi
   return Number(text);
 }
 
-function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T) {
+function parse<T extends Options>(args: string[], options: T) {
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true as const });
   } catch (error) {
@@ -48,8 +69,8 @@ function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[]
   }
 }
 
-async function pack(args: string[], io: Required<CliIo>): Promise<number> {
-  const { values, positionals } = parse(args, {
+async function pack(ctx: CliContext): Promise<number> {
+  const { values, positionals } = ctx.parse({
     comp: { type: 'string' },
     level: { type: 'string' },
     'block-size': { type: 'string' },
@@ -60,9 +81,9 @@ async function pack(args: string[], io: Required<CliIo>): Promise<number> {
     exclude: { type: 'string', multiple: true },
     'no-xattrs': { type: 'boolean' },
   });
-  if (positionals.length !== 2) throw new UsageError('pack takes <dir> <image>');
+  if (positionals.length !== 2) throw ctx.usage('pack takes <dir> <image>');
   const [dir, image] = positionals as [string, string];
-  const progress = new ProgressLine(io.progress);
+  const progress = new ProgressLine(ctx.progress);
   const started = Date.now();
   const result = await packDirectory(dir, image, {
     compression: values.comp,
@@ -74,7 +95,7 @@ async function pack(args: string[], io: Required<CliIo>): Promise<number> {
     mtime: parseInteger(values.mtime, '--mtime'),
     exclude: values.exclude,
     xattrs: !values['no-xattrs'],
-    onWarning: (message) => io.stderr(`sqfs: warning: ${message}\n`),
+    onWarning: (message) => ctx.err(`sqfs: warning: ${message}\n`),
     onProgress: (p) => {
       if (p.phase === 'walk') progress.update(`scanning: ${p.entries} entries`);
       else if (p.phase === 'data') {
@@ -85,17 +106,24 @@ async function pack(args: string[], io: Required<CliIo>): Promise<number> {
   }).finally(() => progress.done());
   if (progress.enabled) {
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
-    io.stderr(`${image}: ${result.inodes} inodes, ${formatBytes(result.imageSize)} from ${formatBytes(result.totalBytes)} in ${seconds}s\n`);
+    ctx.err(`${image}: ${result.inodes} inodes, ${formatBytes(result.imageSize)} from ${formatBytes(result.totalBytes)} in ${seconds}s\n`);
   }
   return 0;
 }
 
-const COMMANDS: Record<string, (args: string[], io: Required<CliIo>) => Promise<number>> = { pack };
+const COMMANDS: Record<string, (ctx: CliContext) => Promise<number>> = { pack, ls, cat, unpack, info };
+
+function writeStdout(bytes: Uint8Array): Promise<void> {
+  return new Promise((resolve, reject) => {
+    process.stdout.write(bytes, (error) => (error ? reject(error) : resolve()));
+  });
+}
 
 /** Runs the CLI; resolves the exit code (0 ok, 1 failure, 2 usage). */
 export async function main(argv: string[], io: CliIo = {}): Promise<number> {
   const full: Required<CliIo> = {
     stdout: io.stdout ?? ((text) => void process.stdout.write(text)),
+    stdoutBytes: io.stdoutBytes ?? writeStdout,
     stderr: io.stderr ?? ((text) => void process.stderr.write(text)),
     progress: io.progress ?? process.stderr,
   };
@@ -109,8 +137,16 @@ export async function main(argv: string[], io: CliIo = {}): Promise<number> {
     full.stderr(`sqfs: unknown command "${command}"\n${USAGE}`);
     return 2;
   }
+  const ctx: CliContext = {
+    parse: (options) => parse(rest, options),
+    usage: (message) => new UsageError(message),
+    out: full.stdout,
+    outBytes: full.stdoutBytes,
+    err: full.stderr,
+    progress: full.progress,
+  };
   try {
-    return await run(rest, full);
+    return await run(ctx);
   } catch (error) {
     if (error instanceof UsageError) {
       full.stderr(`sqfs ${command}: ${error.message}\n${USAGE}`);

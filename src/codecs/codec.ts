@@ -21,6 +21,8 @@ export interface Codec {
    * uncompressed size is not stored). Anything else is `CODEC_ERROR`.
    */
   decompress(data: Uint8Array, expectedLength: number, atMost?: boolean): Uint8Array;
+  /** The same off the calling thread, where the runtime can (Node's zlib thread pool). */
+  decompressAsync?(data: Uint8Array, expectedLength: number, atMost?: boolean): Promise<Uint8Array>;
   /** The compressor options payload for this level, or undefined when the defaults apply. */
   encodeOptions(level: number): Uint8Array | undefined;
 }

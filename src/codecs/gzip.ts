@@ -26,6 +26,7 @@ export function gzipCodec(native?: {
   deflate: Deflate;
   inflate: Inflate;
   deflateAsync?: (data: Uint8Array, level: number) => Promise<Uint8Array>;
+  inflateAsync?: (data: Uint8Array, expectedLength: number) => Promise<Uint8Array>;
 }): Codec {
   const deflate: Deflate = native?.deflate ?? ((data, level) => zlibSync(data, { level: level as 9 }));
   const inflate: Inflate =
@@ -50,5 +51,17 @@ export function gzipCodec(native?: {
     encodeOptions: (level) => encodeGzipOptions(level),
   };
   if (native?.deflateAsync) codec.compressAsync = native.deflateAsync;
+  const inflateAsync = native?.inflateAsync;
+  if (inflateAsync) {
+    codec.decompressAsync = async (data, expectedLength, atMost = false) => {
+      let out: Uint8Array;
+      try {
+        out = await inflateAsync(data, expectedLength);
+      } catch (cause) {
+        throw new SquashfsError('CODEC_ERROR', `gzip block of ${data.length} bytes does not inflate: ${(cause as Error).message}`, { cause });
+      }
+      return checkLength('gzip', out, expectedLength, atMost);
+    };
+  }
   return codec;
 }

@@ -6,6 +6,7 @@ import { gzipCodec } from '../codecs/gzip.js';
 import type { HashFactory } from '../hash.js';
 
 const deflateAsync = promisify(zlib.deflate);
+const inflateAsync = promisify(zlib.inflate);
 
 /** gzip on Node's native zlib; the async form runs on libuv's thread pool. */
 export function nodeGzipCodec() {
@@ -13,6 +14,7 @@ export function nodeGzipCodec() {
     deflate: (data, level) => zlib.deflateSync(data, { level }),
     deflateAsync: (data, level) => deflateAsync(data, { level }),
     inflate: (data, expectedLength) => zlib.inflateSync(data, { maxOutputLength: expectedLength + 1 }),
+    inflateAsync: (data, expectedLength) => inflateAsync(data, { maxOutputLength: expectedLength + 1 }),
   });
 }
 

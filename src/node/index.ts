@@ -5,3 +5,4 @@ export { nodeSource } from './source.js';
 export { FileSink } from './file-sink.js';
 export { readTreeXattrs } from './xattrs.js';
 export { fileSource, openImage } from './file-source.js';
+export { unpackImage, type UnpackOptions, type UnpackResult } from './unpack.js';

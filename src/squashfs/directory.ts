@@ -99,39 +99,62 @@ export interface ListingEntry {
   type: number;
 }
 
-/** Reads what `next` yields from a listing's headers and entries, validating each; returns false from `visit` to stop. */
+/**
+ * Reads a listing of `size` bytes from the cursor, a metadata block at a
+ * time, parsing each block's entries synchronously; validates every header
+ * and entry. `visit` returns false to stop early.
+ */
 export async function readListing(
-  cursor: { take(n: number): Promise<Uint8Array> },
+  cursor: { takeSome(most: number): Promise<Uint8Array> },
   size: number,
   where: number,
   visit: (entry: ListingEntry) => boolean,
 ): Promise<void> {
   const corrupt = (message: string) => new SquashfsError('CORRUPT_IMAGE', `directory listing at ${where}: ${message}`, { offset: where });
+  let buffer = new Uint8Array(0);
+  let at = 0;
+  let fetched = 0;
+  /** Makes sure `n` bytes are buffered at `at`. */
+  const need = async (n: number): Promise<DataView> => {
+    while (buffer.length - at < n) {
+      if (fetched >= size) throw corrupt('an entry runs past the listing');
+      const more = await cursor.takeSome(size - fetched);
+      fetched += more.length;
+      const joined = new Uint8Array(buffer.length - at + more.length);
+      joined.set(buffer.subarray(at));
+      joined.set(more, buffer.length - at);
+      buffer = joined;
+      at = 0;
+    }
+    return new DataView(buffer.buffer, buffer.byteOffset + at, n);
+  };
   let consumed = 0;
   while (consumed < size) {
     if (size - consumed < DIRECTORY_HEADER_SIZE) throw corrupt(`${size - consumed} stray bytes after the entries`);
-    const h = await cursor.take(DIRECTORY_HEADER_SIZE);
-    const hv = new DataView(h.buffer, h.byteOffset, h.byteLength);
+    const hv = await need(DIRECTORY_HEADER_SIZE);
     const count = hv.getUint32(0, true) + 1;
     const block = hv.getUint32(4, true);
     const base = hv.getUint32(8, true);
+    at += DIRECTORY_HEADER_SIZE;
     if (count > MAX_ENTRIES_PER_HEADER) throw corrupt(`a header claims ${count} entries`);
     consumed += DIRECTORY_HEADER_SIZE;
     for (let i = 0; i < count; i++) {
       if (size - consumed < DIRECTORY_ENTRY_SIZE) throw corrupt('an entry runs past the listing');
-      const e = await cursor.take(DIRECTORY_ENTRY_SIZE);
-      const ev = new DataView(e.buffer, e.byteOffset, e.byteLength);
+      const ev = await need(DIRECTORY_ENTRY_SIZE);
       const nameLength = ev.getUint16(6, true) + 1;
       const type = ev.getUint16(4, true);
+      const offset = ev.getUint16(0, true);
+      const inodeNumber = base + ev.getInt16(2, true);
       if (nameLength > MAX_NAME_LENGTH) throw corrupt(`a name of ${nameLength} bytes`);
       if (type < 1 || type > 7) throw corrupt(`entry type ${type}`);
       consumed += DIRECTORY_ENTRY_SIZE + nameLength;
       if (consumed > size) throw corrupt('a name runs past the listing');
-      const name = await cursor.take(nameLength);
+      await need(DIRECTORY_ENTRY_SIZE + nameLength);
+      const name = buffer.slice(at + DIRECTORY_ENTRY_SIZE, at + DIRECTORY_ENTRY_SIZE + nameLength);
+      at += DIRECTORY_ENTRY_SIZE + nameLength;
       if (!isValidName(name)) throw corrupt(`the name "${decodeUtf8Lossy(name)}" is not allowed`);
-      const inodeNumber = base + ev.getInt16(2, true);
       if (inodeNumber < 1 || inodeNumber > 0xffffffff) throw corrupt(`inode number ${inodeNumber}`);
-      if (!visit({ name, inode: { block, offset: ev.getUint16(0, true) }, inodeNumber, type })) return;
+      if (!visit({ name, inode: { block, offset }, inodeNumber, type })) return;
     }
   }
 }

@@ -1,7 +1,7 @@
 import { codecById, type Codec, type CodecRegistry } from '../../codecs/codec.js';
 import { defaultCodecs } from '../../codecs/index.js';
 import { SquashfsError } from '../../errors.js';
-import { compareBytes, decodeUtf8Lossy, encodeUtf8 } from '../bytes.js';
+import { compareBytes, concatBytes, decodeUtf8Lossy, encodeUtf8 } from '../bytes.js';
 import { CompressorId, DATA_SIZE_MASK, DATA_UNCOMPRESSED, Flag, METADATA_SIZE, NO_INDEX } from '../constants.js';
 import { readListing, type ListingEntry } from '../directory.js';
 import { decodeInode } from '../inode/decode.js';
@@ -52,7 +52,12 @@ export function splitPath(path: ImagePath): Uint8Array[] {
   return names;
 }
 
-const showPath = (path: ImagePath) => (typeof path === 'string' ? path : decodeUtf8Lossy(path));
+const showPath = (path: ImagePath | WalkEntry) =>
+  typeof path === 'string' ? path : path instanceof Uint8Array ? decodeUtf8Lossy(path) : `/${path.path}`;
+
+function concatNames(names: Uint8Array[]): Uint8Array {
+  return concatBytes(names.flatMap((name) => [new Uint8Array([0x2f]), name]));
+}
 
 /**
  * A SquashFS 4.0 image read through a random-access source. Lookups read
@@ -67,6 +72,8 @@ export class SquashfsImage {
   private readonly ids: IdLookup;
   private readonly fragments: FragmentLookup;
   private xattrTable: Promise<XattrLookup> | undefined;
+  /** The inodes behind entries `walk` gave out, so reading them needs no lookup. */
+  private readonly walked = new WeakMap<WalkEntry, Inode>();
   private readonly directoryEnd: number;
 
   private constructor(
@@ -147,12 +154,12 @@ export class SquashfsImage {
     return (await this.xattrLookup())?.count ?? 0;
   }
 
-  async stat(path: ImagePath): Promise<EntryStat> {
-    return this.statOf(await this.resolve(path));
+  async stat(path: ImagePath | WalkEntry): Promise<EntryStat> {
+    return this.statOf(await this.target(path));
   }
 
-  async readdir(path: ImagePath): Promise<DirEntry[]> {
-    const inode = await this.resolve(path);
+  async readdir(path: ImagePath | WalkEntry): Promise<DirEntry[]> {
+    const inode = await this.target(path);
     if (inode.kind !== 'directory') throw this.notA('directory', path);
     const entries: DirEntry[] = [];
     await this.listing(inode, (e) => {
@@ -162,18 +169,18 @@ export class SquashfsImage {
     return entries;
   }
 
-  async readlink(path: ImagePath): Promise<Uint8Array> {
-    const inode = await this.resolve(path);
+  async readlink(path: ImagePath | WalkEntry): Promise<Uint8Array> {
+    const inode = await this.target(path);
     if (inode.kind !== 'symlink') throw this.notA('symlink', path);
     return inode.target;
   }
 
-  async xattrs(path: ImagePath): Promise<Xattr[]> {
-    return this.xattrsOf(await this.resolve(path));
+  async xattrs(path: ImagePath | WalkEntry): Promise<Xattr[]> {
+    return this.xattrsOf(await this.target(path));
   }
 
-  async readFile(path: ImagePath): Promise<Uint8Array> {
-    const inode = await this.resolve(path);
+  async readFile(path: ImagePath | WalkEntry): Promise<Uint8Array> {
+    const inode = await this.target(path);
     if (inode.kind !== 'file') throw this.notA('regular file', path);
     const out = new Uint8Array(this.checkedFileSize(inode));
     for await (const chunk of this.chunksOf(inode)) if (chunk.bytes) out.set(chunk.bytes, chunk.offset);
@@ -181,13 +188,13 @@ export class SquashfsImage {
   }
 
   /** A file's contents in order, holes as holes. */
-  async *readChunks(path: ImagePath): AsyncIterable<FileChunk> {
-    const inode = await this.resolve(path);
+  async *readChunks(path: ImagePath | WalkEntry): AsyncIterable<FileChunk> {
+    const inode = await this.target(path);
     if (inode.kind !== 'file') throw this.notA('regular file', path);
     yield* this.chunksOf(inode);
   }
 
-  createReadStream(path: ImagePath): ReadableStream<Uint8Array> {
+  createReadStream(path: ImagePath | WalkEntry): ReadableStream<Uint8Array> {
     let iterator: AsyncIterator<FileChunk> | undefined;
     return new ReadableStream<Uint8Array>({
       pull: async (controller) => {
@@ -205,7 +212,9 @@ export class SquashfsImage {
   /** Every entry, parents before children, children in listing order. */
   async *walk(): AsyncIterable<WalkEntry> {
     const root = await this.inodeAt(this.superblock.rootInodeRef);
-    yield { path: '', names: [], stat: await this.statOf(root) };
+    const rootEntry: WalkEntry = { path: '', names: [], stat: await this.statOf(root) };
+    this.walked.set(rootEntry, root);
+    yield rootEntry;
     const visited = new Set<number>([root.inodeNumber]);
     const stack: { inode: DirectoryInode; names: Uint8Array[] }[] = [{ inode: root as DirectoryInode, names: [] }];
     while (stack.length > 0) {
@@ -215,7 +224,9 @@ export class SquashfsImage {
         const child = await this.inodeAtPosition(entry.inode);
         this.checkEntry(entry, child);
         const childNames = [...names, entry.name];
-        yield { path: childNames.map(decodeUtf8Lossy).join('/'), names: childNames, stat: await this.statOf(child) };
+        const walkEntry: WalkEntry = { path: childNames.map(decodeUtf8Lossy).join('/'), names: childNames, stat: await this.statOf(child) };
+        this.walked.set(walkEntry, child);
+        yield walkEntry;
         if (child.kind === 'directory') {
           if (visited.has(child.inodeNumber)) {
             throw new SquashfsError('CORRUPT_IMAGE', `directory inode ${child.inodeNumber} appears twice (at ${childNames.map(decodeUtf8Lossy).join('/')}): a loop`);
@@ -226,6 +237,11 @@ export class SquashfsImage {
       }
       stack.push(...children.reverse());
     }
+  }
+
+  private async target(path: ImagePath | WalkEntry): Promise<Inode> {
+    if (typeof path === 'string' || path instanceof Uint8Array) return this.resolve(path);
+    return this.walked.get(path) ?? this.resolve(concatNames(path.names));
   }
 
   /** Reads the inode a path names (without following symlinks). */
@@ -383,15 +399,24 @@ export class SquashfsImage {
       }
       checkRange(position, runBytes, bytesUsed, `file #${inode.inodeNumber} blocks ${i}..${end - 1}`);
       const run = await this.source.read(position, runBytes);
+      // Decode the run's blocks concurrently where the codec can; yield in order.
+      const decoded: Promise<Uint8Array>[] = [];
       let o = 0;
       for (let k = i; k < end; k++) {
         const w = sizes[k]!;
         const stored = w & DATA_SIZE_MASK;
         const expected = Math.min(blockSize, size - k * blockSize);
-        const bytes = this.decodeBlock(run.subarray(o, o + stored), w, expected, false, position + o);
+        // Off-thread only when there is more than one block to overlap: a thread hop costs more than a small inflate.
+        const bytes = run.subarray(o, o + stored);
+        const where = position + o;
+        const block = end - i > 1
+          ? this.decodeBlockAsync(bytes, w, expected, false, where)
+          : Promise.resolve().then(() => this.decodeBlock(bytes, w, expected, false, where));
+        block.catch(() => undefined); // observed below, in order
+        decoded.push(block);
         o += stored;
-        yield { offset: k * blockSize, bytes };
       }
+      for (let k = i; k < end; k++) yield { offset: k * blockSize, bytes: await decoded[k - i]! };
       position += runBytes;
       i = end;
     }
@@ -432,6 +457,16 @@ export class SquashfsImage {
     }
   }
 
+  private async decodeBlockAsync(stored: Uint8Array, word: number, expected: number, atMost: boolean, where: number): Promise<Uint8Array> {
+    if (word & DATA_UNCOMPRESSED || !this.codec.decompressAsync) return this.decodeBlock(stored, word, expected, atMost, where);
+    try {
+      return await this.codec.decompressAsync(stored, expected, atMost);
+    } catch (cause) {
+      if (cause instanceof SquashfsError) throw new SquashfsError(cause.code, `block at ${where}: ${cause.message}`, { offset: where, cause });
+      throw cause;
+    }
+  }
+
   private fragmentBlock(index: number): Promise<Uint8Array> {
     let pending = this.dataBlocks.get(index);
     if (!pending) {
@@ -449,7 +484,7 @@ export class SquashfsImage {
     return pending;
   }
 
-  private notA(what: string, path: ImagePath): SquashfsError {
+  private notA(what: string, path: ImagePath | WalkEntry): SquashfsError {
     return new SquashfsError('NOT_FOUND', `${showPath(path)} is not a ${what}`, { path: showPath(path) });
   }
 }

@@ -64,6 +64,7 @@ export class MetadataReader {
  */
 export class MetadataCursor {
   private blockStart: number;
+  private current: (MetadataBlock & { start: number }) | undefined;
 
   constructor(
     private readonly reader: MetadataReader,
@@ -92,7 +93,10 @@ export class MetadataCursor {
     const parts: Uint8Array[] = [];
     let needed = length;
     while (needed > 0) {
-      const { data, next } = await this.reader.block(this.blockStart, this.tableEnd);
+      if (this.current?.start !== this.blockStart) {
+        this.current = { start: this.blockStart, ...(await this.reader.block(this.blockStart, this.tableEnd)) };
+      }
+      const { data, next } = this.current;
       if (this.offset > data.length) {
         throw new SquashfsError('CORRUPT_IMAGE', `offset ${this.offset} is past the ${data.length} bytes of the metadata block at ${this.blockStart}`, { offset: this.blockStart });
       }
@@ -116,6 +120,15 @@ export class MetadataCursor {
       o += part.length;
     }
     return out;
+  }
+
+  /** Up to `most` bytes: the rest of the current block, or of the next one when this one is used up. */
+  async takeSome(most: number): Promise<Uint8Array> {
+    if (this.current?.start !== this.blockStart) {
+      this.current = { start: this.blockStart, ...(await this.reader.block(this.blockStart, this.tableEnd)) };
+    }
+    const available = this.current.data.length - this.offset;
+    return this.take(Math.min(most, available > 0 ? available : METADATA_SIZE));
   }
 
   async u16(): Promise<number> {

@@ -1,0 +1,114 @@
+import { SquashfsError } from '../errors.js';
+import { openImage } from '../node/file-source.js';
+import { unpackImage } from '../node/unpack.js';
+import { decodeUtf8Lossy } from '../squashfs/bytes.js';
+import type { SquashfsImage } from '../squashfs/reader/image.js';
+import { longLine } from './listing.js';
+import type { CliContext } from './main.js';
+import { formatBytes, ProgressLine } from './progress.js';
+
+async function withImage<T>(path: string, fn: (image: SquashfsImage) => Promise<T>): Promise<T> {
+  const image = await openImage(path);
+  try {
+    return await fn(image);
+  } finally {
+    await image.close();
+  }
+}
+
+const joinPath = (base: string, name: string) => (base === '/' ? `/${name}` : `${base}/${name}`);
+
+/** sqfs ls <image> [path] [-l] [-R] */
+export async function ls(ctx: CliContext): Promise<number> {
+  const { values, positionals } = ctx.parse({ long: { type: 'boolean', short: 'l' }, recursive: { type: 'boolean', short: 'R' } });
+  if (positionals.length < 1 || positionals.length > 2) throw ctx.usage('ls takes <image> [path]');
+  const [imagePath, inner = '/'] = positionals as [string, string?];
+  const start = inner.startsWith('/') ? inner : `/${inner}`;
+  return withImage(imagePath, async (image) => {
+    const print = async (path: string, name: string) => {
+      const stat = await image.stat(path);
+      if (!values.long) return ctx.out(`${name}\n`);
+      const target = stat.type === 'symlink' ? decodeUtf8Lossy(await image.readlink(path)) : undefined;
+      ctx.out(`${longLine(stat, name, target)}\n`);
+    };
+    const top = await image.stat(start);
+    if (values.recursive) {
+      const visit = async (path: string) => {
+        await print(path, path);
+        if ((await image.stat(path)).type !== 'directory') return;
+        for (const entry of await image.readdir(path)) await visit(joinPath(path, entry.name));
+      };
+      if (start === '/') {
+        // one pass over the whole image
+        for await (const entry of image.walk()) {
+          const path = `/${entry.path}`;
+          if (!values.long) ctx.out(`${path}\n`);
+          else {
+            const target = entry.stat.type === 'symlink' ? decodeUtf8Lossy(await image.readlink(entry.names.length ? path : '/')) : undefined;
+            ctx.out(`${longLine(entry.stat, path, target)}\n`);
+          }
+        }
+      } else await visit(start);
+    } else if (top.type === 'directory') {
+      for (const entry of await image.readdir(start)) await print(joinPath(start, entry.name), entry.name);
+    } else {
+      await print(start, start);
+    }
+    return 0;
+  });
+}
+
+/** sqfs cat <image> <path> */
+export async function cat(ctx: CliContext): Promise<number> {
+  const { positionals } = ctx.parse({});
+  if (positionals.length !== 2) throw ctx.usage('cat takes <image> <path>');
+  const [imagePath, inner] = positionals as [string, string];
+  return withImage(imagePath, async (image) => {
+    const stat = await image.stat(inner);
+    if (stat.type !== 'file') throw new SquashfsError('NOT_FOUND', `${inner} is a ${stat.type}, not a regular file`, { path: inner });
+    for await (const chunk of image.readChunks(inner)) await ctx.outBytes(chunk.bytes ?? new Uint8Array(chunk.hole));
+    return 0;
+  });
+}
+
+/** sqfs unpack <image> <dir> [--force] */
+export async function unpack(ctx: CliContext): Promise<number> {
+  const { values, positionals } = ctx.parse({ force: { type: 'boolean', short: 'f' } });
+  if (positionals.length !== 2) throw ctx.usage('unpack takes <image> <dir>');
+  const [imagePath, dir] = positionals as [string, string];
+  const progress = new ProgressLine(ctx.progress);
+  return withImage(imagePath, async (image) => {
+    const total = image.info().inodes;
+    const result = await unpackImage(image, dir, {
+      force: values.force === true,
+      onWarning: (message) => ctx.err(`sqfs unpack: warning: ${message}\n`),
+      onProgress: (p) => progress.update(`unpacking: ${p.entries}/${total} entries, ${formatBytes(p.bytes)}`),
+    }).finally(() => progress.done());
+    if (progress.enabled) ctx.err(`${dir}: ${result.entries} entries, ${formatBytes(result.bytes)}\n`);
+    return 0;
+  });
+}
+
+/** sqfs info <image> [--json] */
+export async function info(ctx: CliContext): Promise<number> {
+  const { values, positionals } = ctx.parse({ json: { type: 'boolean' } });
+  if (positionals.length !== 1) throw ctx.usage('info takes <image>');
+  return withImage(positionals[0]!, async (image) => {
+    const details = { ...image.info(), xattrIds: await image.xattrCount() };
+    if (values.json) {
+      ctx.out(`${JSON.stringify(details, null, 2)}\n`);
+      return 0;
+    }
+    const options = details.compressorOptions ? ` (${Object.entries(details.compressorOptions).map(([k, v]) => `${k} ${v}`).join(', ')})` : '';
+    ctx.out(
+      [
+        `SquashFS ${details.version}, ${details.compression}${options}, block size ${details.blockSize}`,
+        `bytes used ${details.bytesUsed} of ${details.size}`,
+        `inodes ${details.inodes}, fragments ${details.fragments}, ids ${details.ids}, xattr sets ${details.xattrIds}`,
+        `created ${new Date(details.modificationTime * 1000).toISOString()}`,
+        `flags ${details.flags.join(' ') || '(none)'}${details.exportable ? '' : ', not exportable'}`,
+      ].join('\n') + '\n',
+    );
+    return 0;
+  });
+}
