@@ -3,6 +3,7 @@ import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { createRegistry, type CodecRegistry } from '../codecs/codec.js';
 import { gzipCodec } from '../codecs/gzip.js';
+import { defaultCodecs } from '../codecs/index.js';
 import type { HashFactory } from '../hash.js';
 
 const deflateAsync = promisify(zlib.deflate);
@@ -18,9 +19,9 @@ export function nodeGzipCodec() {
   });
 }
 
-/** The codecs with Node's native primitives where it has them. */
+/** Every codec, with Node's native primitives where it has them (zlib). */
 export function nodeCodecs(): CodecRegistry {
-  return createRegistry([nodeGzipCodec()]);
+  return createRegistry([...defaultCodecs().values(), nodeGzipCodec()]);
 }
 
 export const nodeSha256: HashFactory = () => {

@@ -1,0 +1,77 @@
+import { CompressorId } from '../squashfs/constants.js';
+import { checkLength, type Codec } from './codec.js';
+import { codecError, readOnlyCodec } from './lzma.js';
+
+/**
+ * The "lz4" compressor (id 5). squashfs stores raw LZ4 blocks (no frame):
+ * sequences of a token (literal length << 4 | match length - 4), literals,
+ * a little-endian 16-bit match offset and length extensions of 255-bytes.
+ * Written by hand from the public block format description because lz4js,
+ * the npm decoder, does no bounds checks; this one checks every read and
+ * write against the input and the expected length.
+ */
+export function decodeLz4Block(src: Uint8Array, expectedLength: number, atMost = false): Uint8Array {
+  const fail: (message: string) => never = (message) => codecError('lz4', message);
+  const out = new Uint8Array(expectedLength);
+  const end = src.length;
+  let ip = 0;
+  let op = 0;
+  if (end === 0) fail('empty input');
+  for (;;) {
+    const token = src[ip++];
+    let literals = token >>> 4;
+    if (literals === 15) {
+      let b: number;
+      do {
+        if (ip >= end) fail(`literal length at input offset ${ip} passes the end of the input (${end})`);
+        b = src[ip++];
+        literals += b;
+      } while (b === 255);
+    }
+    if (literals > end - ip) fail(`${literals} literals at input offset ${ip} pass the end of the input (${end})`);
+    if (literals > expectedLength - op) fail(`${literals} literals at output offset ${op} pass the expected ${expectedLength} bytes`);
+    if (literals < 16) {
+      for (let i = 0; i < literals; i++) out[op + i] = src[ip + i];
+    } else {
+      out.set(src.subarray(ip, ip + literals), op);
+    }
+    ip += literals;
+    op += literals;
+    if (ip === end) break; // the last sequence has literals only
+    if (end - ip < 2) fail(`match offset at input offset ${ip} passes the end of the input (${end})`);
+    const offset = src[ip] | (src[ip + 1] << 8);
+    ip += 2;
+    if (offset === 0 || offset > op) fail(`match offset ${offset} at output offset ${op} reaches before the start`);
+    let length = token & 15;
+    if (length === 15) {
+      let b: number;
+      do {
+        if (ip >= end) fail(`match length at input offset ${ip} passes the end of the input (${end})`);
+        b = src[ip++];
+        length += b;
+      } while (b === 255);
+    }
+    length += 4;
+    if (length > expectedLength - op) fail(`match of ${length} bytes at output offset ${op} passes the expected ${expectedLength} bytes`);
+    const from = op - offset;
+    if (length > 32 && offset >= length) {
+      out.copyWithin(op, from, from + length);
+    } else {
+      for (let i = 0; i < length; i++) out[op + i] = out[from + i];
+    }
+    op += length;
+    if (ip >= end) fail(`input ends at offset ${end} after a match; the last sequence must be literals`);
+  }
+  return checkLength('lz4', out.subarray(0, op), expectedLength, atMost);
+}
+
+/** The "lz4" compressor (id 5): read only. */
+export function lz4Codec(): Codec {
+  return readOnlyCodec(
+    CompressorId.LZ4,
+    'lz4',
+    { defaultLevel: 0, minLevel: 0, maxLevel: 0 },
+    decodeLz4Block,
+    'images can be read, not written (use gzip)',
+  );
+}

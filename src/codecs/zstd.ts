@@ -1,0 +1,136 @@
+import { Decompress } from 'fzstd';
+import { SquashfsError } from '../errors.js';
+import { CompressorId } from '../squashfs/constants.js';
+import { checkLength, type Codec } from './codec.js';
+import { codecError, guardDecode } from './lzma.js';
+
+/**
+ * The "zstd" compressor (id 6): each block is one zstd frame. Decoding is
+ * fzstd (pure JS, by the fflate author). Before handing it a frame, the
+ * frame header and block headers are checked here so that fzstd never
+ * allocates from a size found in corrupt data: the declared content size
+ * must be the expected length, the window is clamped to what the expected
+ * output can use, and the data must be exactly one frame.
+ */
+
+const fail: (message: string) => never = (message) => codecError('zstd', message);
+
+const MAGIC = 0xfd2fb528;
+const MAX_BLOCK_SIZE = 128 * 1024;
+
+interface FrameHeader {
+  headerSize: number;
+  singleSegment: boolean;
+  windowSize: number;
+  contentSize: number | undefined;
+  hasChecksum: boolean;
+}
+
+function readFrameHeader(data: Uint8Array): FrameHeader {
+  if (data.length < 6) fail(`${data.length} bytes is too short for a frame`);
+  const magic = (data[0] | (data[1] << 8) | (data[2] << 16) | (data[3] << 24)) >>> 0;
+  if (magic !== MAGIC) fail(`magic 0x${magic.toString(16)} is not a zstd frame`);
+  const fhd = data[4];
+  if (fhd & 0x08) fail(`reserved bit set in frame header descriptor 0x${fhd.toString(16)}`);
+  const fcsFlag = fhd >>> 6;
+  const singleSegment = (fhd & 0x20) !== 0;
+  const hasChecksum = (fhd & 0x04) !== 0;
+  const dictIdSize = [0, 1, 2, 4][fhd & 3];
+  let pos = 5;
+  let windowSize = 0;
+  if (!singleSegment) {
+    const wd = data[pos++];
+    const base = 2 ** (10 + (wd >>> 3));
+    windowSize = base + (base / 8) * (wd & 7);
+  }
+  if (data.length < pos + dictIdSize) fail('frame header passes the end of the data');
+  let dictId = 0;
+  for (let i = 0; i < dictIdSize; i++) dictId += data[pos + i] * 2 ** (8 * i);
+  if (dictId !== 0) fail(`frame needs dictionary ${dictId}`);
+  pos += dictIdSize;
+  const fcsSize = fcsFlag === 0 ? (singleSegment ? 1 : 0) : 1 << fcsFlag;
+  if (data.length < pos + fcsSize) fail('frame header passes the end of the data');
+  let contentSize: number | undefined;
+  if (fcsSize > 0) {
+    contentSize = 0;
+    for (let i = 0; i < fcsSize; i++) contentSize += data[pos + i] * 2 ** (8 * i);
+    if (fcsSize === 2) contentSize += 256;
+    if (singleSegment) windowSize = contentSize;
+  }
+  return { headerSize: pos + fcsSize, singleSegment, windowSize, contentSize, hasChecksum };
+}
+
+/** Walks the block headers: the data must be exactly one frame. */
+function checkFrameExtent(data: Uint8Array, header: FrameHeader): void {
+  let pos = header.headerSize;
+  const maxBlock = Math.min(header.windowSize, MAX_BLOCK_SIZE);
+  for (;;) {
+    if (data.length - pos < 3) fail(`block header at offset ${pos} passes the end of the data (${data.length})`);
+    const bh = data[pos] | (data[pos + 1] << 8) | (data[pos + 2] << 16);
+    const type = (bh >>> 1) & 3;
+    const size = bh >>> 3;
+    if (type === 3) fail(`reserved block type at offset ${pos}`);
+    if (size > maxBlock) fail(`block of ${size} bytes at offset ${pos} exceeds the maximum ${maxBlock}`);
+    pos += 3 + (type === 1 ? 1 : size);
+    if (pos > data.length) fail(`block at offset ${pos} passes the end of the data (${data.length})`);
+    if (bh & 1) break;
+  }
+  if (header.hasChecksum) pos += 4;
+  if (pos !== data.length) fail(`frame is ${pos} bytes, the block ${data.length}`);
+}
+
+/** The smallest window descriptor byte whose window holds `size` bytes. */
+function windowDescriptorFor(size: number): number {
+  for (let exponent = 0; exponent < 32; exponent++) {
+    const base = 2 ** (10 + exponent);
+    for (let mantissa = 0; mantissa < 8; mantissa++) {
+      if (base + (base / 8) * mantissa >= size) return (exponent << 3) | mantissa;
+    }
+  }
+  return 0xff;
+}
+
+export function decodeZstdFrame(data: Uint8Array, expectedLength: number, atMost = false): Uint8Array {
+  const header = readFrameHeader(data);
+  if (header.contentSize !== undefined && (atMost ? header.contentSize > expectedLength : header.contentSize !== expectedLength)) {
+    fail(`frame declares ${header.contentSize} bytes, expected ${atMost ? 'at most ' : ''}${expectedLength}`);
+  }
+  checkFrameExtent(data, header);
+  let frame = data;
+  if (!header.singleSegment) {
+    // A frame never looks back further than its own output, so a window
+    // larger than the expected length only costs memory: shrink it.
+    const descriptor = windowDescriptorFor(Math.max(expectedLength, 1));
+    if (descriptor < data[5]) {
+      frame = data.slice();
+      frame[5] = descriptor;
+    }
+  }
+  const out = new Uint8Array(expectedLength);
+  let outPos = 0;
+  const decoder = new Decompress((chunk) => {
+    if (chunk.length > expectedLength - outPos) {
+      throw new SquashfsError('CODEC_ERROR', `zstd block: decompresses past the expected ${expectedLength} bytes`);
+    }
+    out.set(chunk, outPos);
+    outPos += chunk.length;
+  });
+  decoder.push(frame, true);
+  return checkLength('zstd', out.subarray(0, outPos), expectedLength, atMost);
+}
+
+/** The "zstd" compressor (id 6). Compression comes later. */
+export function zstdCodec(): Codec {
+  return {
+    id: CompressorId.ZSTD,
+    name: 'zstd',
+    defaultLevel: 15,
+    minLevel: 1,
+    maxLevel: 22,
+    compress: () => {
+      throw new SquashfsError('UNSUPPORTED_COMPRESSOR', 'zstd compression is not supported; images can be read, not written yet (use gzip)');
+    },
+    decompress: (data, expectedLength, atMost) => guardDecode('zstd', data, expectedLength, () => decodeZstdFrame(data, expectedLength, atMost)),
+    encodeOptions: () => undefined,
+  };
+}
