@@ -1,3 +1,4 @@
+import { concatBytes, encodeUtf8 } from '../squashfs/bytes.js';
 import { encodeDevice } from '../squashfs/inode/inode.js';
 import type { EntryStat } from '../squashfs/reader/types.js';
 
@@ -18,12 +19,15 @@ export function modeString(stat: EntryStat): string {
 }
 
 const pad2 = (n: number) => String(n).padStart(2, '0');
+const NEWLINE = encodeUtf8('\n');
+const ARROW = encodeUtf8(' -> ');
 
 /**
  * One line in the layout of `unsquashfs -lln`: mode, uid/gid, size (or
- * device numbers as unsquashfs prints them), local time, path, link target.
+ * device numbers as unsquashfs prints them), local time, path, link target;
+ * names are raw bytes, as unsquashfs prints them.
  */
-export function longLine(stat: EntryStat, path: string, target?: string): string {
+export function longLine(stat: EntryStat, path: Uint8Array, target?: Uint8Array): Uint8Array {
   const owner = `${stat.uid}/${stat.gid}`;
   const width = 25 - String(stat.uid).length - String(stat.gid).length;
   let size: string;
@@ -36,5 +40,6 @@ export function longLine(stat: EntryStat, path: string, target?: string): string
   }
   const d = new Date(stat.mtime * 1000);
   const time = `${d.getFullYear()}-${pad2(d.getMonth() + 1)}-${pad2(d.getDate())} ${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
-  return `${modeString(stat)} ${owner} ${size} ${time} ${path}${target === undefined ? '' : ` -> ${target}`}`;
+  const head = encodeUtf8(`${modeString(stat)} ${owner} ${size} ${time} `);
+  return concatBytes(target === undefined ? [head, path, NEWLINE] : [head, path, ARROW, target, NEWLINE]);
 }

@@ -1,8 +1,9 @@
 import { SquashfsError } from '../errors.js';
 import { openImage } from '../node/file-source.js';
 import { unpackImage } from '../node/unpack.js';
-import { decodeUtf8Lossy } from '../squashfs/bytes.js';
-import type { SquashfsImage } from '../squashfs/reader/image.js';
+import { concatBytes } from '../squashfs/bytes.js';
+import { splitPath, type SquashfsImage } from '../squashfs/reader/image.js';
+import type { EntryStat } from '../squashfs/reader/types.js';
 import { longLine } from './listing.js';
 import type { CliContext } from './main.js';
 import { formatBytes, ProgressLine } from './progress.js';
@@ -16,43 +17,40 @@ async function withImage<T>(path: string, fn: (image: SquashfsImage) => Promise<
   }
 }
 
-const joinPath = (base: string, name: string) => (base === '/' ? `/${name}` : `${base}/${name}`);
 
-/** sqfs ls <image> [path] [-l] [-R] */
+const SLASH = new Uint8Array([0x2f]);
+const NEWLINE = new Uint8Array([0x0a]);
+
+/** sqfs ls <image> [path] [-l] [-R]: names are written as the raw bytes they are. */
 export async function ls(ctx: CliContext): Promise<number> {
   const { values, positionals } = ctx.parse({ long: { type: 'boolean', short: 'l' }, recursive: { type: 'boolean', short: 'R' } });
   if (positionals.length < 1 || positionals.length > 2) throw ctx.usage('ls takes <image> [path]');
   const [imagePath, inner = '/'] = positionals as [string, string?];
-  const start = inner.startsWith('/') ? inner : `/${inner}`;
   return withImage(imagePath, async (image) => {
-    const print = async (path: string, name: string) => {
-      const stat = await image.stat(path);
-      if (!values.long) return ctx.out(`${name}\n`);
-      const target = stat.type === 'symlink' ? decodeUtf8Lossy(await image.readlink(path)) : undefined;
-      ctx.out(`${longLine(stat, name, target)}\n`);
+    const start = splitPath(inner);
+    const pathOf = (names: Uint8Array[]) => (names.length === 0 ? SLASH : concatBytes(names.flatMap((n) => [SLASH, n])));
+    const print = async (names: Uint8Array[], shown: Uint8Array, stat?: EntryStat) => {
+      if (!values.long) return ctx.outBytes(concatBytes([shown, NEWLINE]));
+      const path = pathOf(names);
+      stat ??= await image.stat(path);
+      const target = stat.type === 'symlink' ? await image.readlink(path) : undefined;
+      return ctx.outBytes(longLine(stat, shown, target));
     };
-    const top = await image.stat(start);
+    const top = await image.stat(pathOf(start));
     if (values.recursive) {
-      const visit = async (path: string) => {
-        await print(path, path);
-        if ((await image.stat(path)).type !== 'directory') return;
-        for (const entry of await image.readdir(path)) await visit(joinPath(path, entry.name));
+      const visit = async (names: Uint8Array[]) => {
+        const stat = await image.stat(pathOf(names));
+        await print(names, pathOf(names), stat);
+        if (stat.type !== 'directory') return;
+        for (const entry of await image.readdir(pathOf(names))) await visit([...names, entry.nameBytes]);
       };
-      if (start === '/') {
-        // one pass over the whole image
-        for await (const entry of image.walk()) {
-          const path = `/${entry.path}`;
-          if (!values.long) ctx.out(`${path}\n`);
-          else {
-            const target = entry.stat.type === 'symlink' ? decodeUtf8Lossy(await image.readlink(entry.names.length ? path : '/')) : undefined;
-            ctx.out(`${longLine(entry.stat, path, target)}\n`);
-          }
-        }
+      if (start.length === 0) {
+        for await (const entry of image.walk()) await print(entry.names, pathOf(entry.names), entry.stat); // one pass
       } else await visit(start);
     } else if (top.type === 'directory') {
-      for (const entry of await image.readdir(start)) await print(joinPath(start, entry.name), entry.name);
+      for (const entry of await image.readdir(pathOf(start))) await print([...start, entry.nameBytes], entry.nameBytes);
     } else {
-      await print(start, start);
+      await print(start, pathOf(start), top);
     }
     return 0;
   });

@@ -1,4 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
+import fs from 'node:fs';
 import { rename } from 'node:fs/promises';
 import { createServer } from 'node:net';
 
@@ -31,19 +32,24 @@ export const makeDevice = (path: Buffer, type: 'b' | 'c', major: number, minor: 
 let sockets = 0;
 
 /**
- * A unix socket file: listen on a short temporary name in `scratch` (socket
- * paths are limited to about 107 bytes), move it into place, stop listening.
+ * A unix socket file. Socket paths are limited to about 107 bytes, so it is
+ * bound through the parent directory's descriptor (/proc/self/fd/N/name),
+ * renamed into place, and the listener closed (the file stays).
  */
-export async function makeSocket(scratch: string, path: Buffer): Promise<void> {
-  const temporary = `${scratch}/.s${process.pid}-${sockets++}`;
-  if (Buffer.byteLength(temporary) > 100) throw new Error(`the socket path ${temporary} is too long`);
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(temporary, resolve);
-  });
-  await rename(temporary, path);
-  await new Promise((resolve) => server.close(resolve));
+export async function makeSocket(parent: Buffer, path: Buffer): Promise<void> {
+  const fd = fs.openSync(parent, 'r');
+  try {
+    const temporary = `/proc/self/fd/${fd}/.s${process.pid}-${sockets++}`;
+    const server = createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(temporary, resolve);
+    });
+    await rename(temporary, path);
+    await new Promise((resolve) => server.close(resolve));
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** getfattr/setfattr quoting of a file name: octal escapes for control bytes, "\\" and bytes >= 0x80 kept. */

@@ -101,7 +101,6 @@ async function extractInto(image: SquashfsImage, root: string, options: UnpackOp
         links.push({ path, first: st.inode });
         continue;
       }
-      firstPathOfInode.set(st.inode, path);
     }
     switch (st.type) {
       case 'directory':
@@ -124,10 +123,11 @@ async function extractInto(image: SquashfsImage, root: string, options: UnpackOp
         result.symlinks++;
         break;
       default:
-        if (!(await makeSpecial(entry, path, root, warn))) continue;
+        if (!(await makeSpecial(entry, path, pathOf(entry.names.slice(0, -1)), warn))) continue;
         result.special++;
     }
     made.push({ path, stat: st });
+    if (st.type !== 'directory' && st.nlink > 1) firstPathOfInode.set(st.inode, path);
     if (st.hasXattrs) xattrs.push({ path, xattrs: await image.xattrs(entry) });
     options.onProgress?.({ entries: result.entries, bytes: result.bytes });
   }
@@ -135,7 +135,9 @@ async function extractInto(image: SquashfsImage, root: string, options: UnpackOp
   if (failure) throw failure;
 
   for (const { path, first } of links) {
-    fs.linkSync(firstPathOfInode.get(first)!, path);
+    const existing = firstPathOfInode.get(first);
+    if (!existing) continue; // its first name could not be made here (a warned-about special file)
+    fs.linkSync(existing, path);
     result.hardLinks++;
   }
   if (xattrs.length > 0) {
@@ -172,11 +174,11 @@ async function writeFile(image: SquashfsImage, from: WalkEntry, path: Buffer, si
   }
 }
 
-async function makeSpecial(entry: WalkEntry, path: Buffer, scratch: string, warn: (kind: string, message: string) => void): Promise<boolean> {
+async function makeSpecial(entry: WalkEntry, path: Buffer, parent: Buffer, warn: (kind: string, message: string) => void): Promise<boolean> {
   const { stat: st } = entry;
   try {
     if (st.type === 'fifo') await makeFifo(path);
-    else if (st.type === 'socket') await makeSocket(scratch, path);
+    else if (st.type === 'socket') await makeSocket(parent, path);
     else await makeDevice(path, st.type === 'block-device' ? 'b' : 'c', st.rdev!.major, st.rdev!.minor);
     return true;
   } catch (error) {

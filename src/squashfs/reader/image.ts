@@ -161,12 +161,9 @@ export class SquashfsImage {
   async readdir(path: ImagePath | WalkEntry): Promise<DirEntry[]> {
     const inode = await this.target(path);
     if (inode.kind !== 'directory') throw this.notA('directory', path);
-    const entries: DirEntry[] = [];
-    await this.listing(inode, (e) => {
-      entries.push({ name: decodeUtf8Lossy(e.name), nameBytes: e.name, type: KIND_BY_BASIC_TYPE[e.type]!, inode: e.inodeNumber });
-      return true;
-    });
-    return entries;
+    return (await this.entriesOf(inode)).map((e) => ({
+      name: decodeUtf8Lossy(e.name), nameBytes: e.name, type: KIND_BY_BASIC_TYPE[e.type]!, inode: e.inodeNumber,
+    }));
   }
 
   async readlink(path: ImagePath | WalkEntry): Promise<Uint8Array> {
