@@ -8,9 +8,10 @@ export default defineConfig([
     sourcemap: true,
     clean: true,
     target: 'node20',
+    shims: true,
   },
   {
-    entry: { cli: 'src/cli/bin.ts' },
+    entry: { cli: 'src/cli/bin.ts', 'compress-worker': 'src/node/compress-worker.ts' },
     format: ['esm'],
     sourcemap: true,
     target: 'node20',

@@ -26,6 +26,7 @@ commands:
       --mtime N                image time in seconds (default SOURCE_DATE_EPOCH or now)
       --exclude PATTERN        leave out entries matching a gitignore-style pattern (repeatable)
       --no-xattrs              do not store extended attributes
+      --processors N           compression threads (default: the available cores; 0: none)
   ls <image> [path] [-l] [-R]   list a directory (-l: like unsquashfs -lln, -R: recursively)
   cat <image> <path>            write a file's contents to stdout
   unpack <image> <dir> [--force]   extract everything (into a new directory, swapped in at the end)
@@ -80,6 +81,7 @@ async function pack(ctx: CliContext): Promise<number> {
     mtime: { type: 'string' },
     exclude: { type: 'string', multiple: true },
     'no-xattrs': { type: 'boolean' },
+    processors: { type: 'string' },
   });
   if (positionals.length !== 2) throw ctx.usage('pack takes <dir> <image>');
   const [dir, image] = positionals as [string, string];
@@ -95,6 +97,7 @@ async function pack(ctx: CliContext): Promise<number> {
     mtime: parseInteger(values.mtime, '--mtime'),
     exclude: values.exclude,
     xattrs: !values['no-xattrs'],
+    processors: parseInteger(values.processors, '--processors'),
     onWarning: (message) => ctx.err(`sqfs: warning: ${message}\n`),
     onProgress: (p) => {
       if (p.phase === 'walk') progress.update(`scanning: ${p.entries} entries`);

@@ -13,7 +13,7 @@ import { encodeSuperblock, SUPERBLOCK_SIZE } from '../superblock.js';
 import { XattrTableBuilder, type Xattr } from '../xattr-table.js';
 import { DataWriter, type FragmentMode } from './data.js';
 import { writeMetadataTables } from './metadata-tables.js';
-import { blockStorer, OrderedOutput, type ImageSink } from './output.js';
+import { blockStorer, OrderedOutput, type ImageSink, type StoredBlock } from './output.js';
 import { walkTree } from './tree.js';
 
 export interface WriterProgress {
@@ -51,6 +51,12 @@ export interface WriterOptions {
   /** Extended attributes per path; default: the source's own `xattrs`, if any. */
   xattrs?: (path: SourcePath) => Promise<readonly Xattr[] | undefined>;
   codecs?: CodecRegistry;
+  /**
+   * Stores one data or fragment block (compressed, or raw when that is not
+   * smaller); e.g. on a pool of threads. The block belongs to it afterwards.
+   * Default: the codec, on the calling thread (or its `compressAsync`).
+   */
+  storeBlock?: (data: Uint8Array, level: number) => Promise<StoredBlock>;
   createHash?: HashFactory;
   /** Blocks compressed ahead of the one being written (default 8). */
   maxInFlight?: number;
@@ -135,7 +141,7 @@ export async function writeImage(source: TreeSource, root: SourcePath, sink: Ima
     fragments,
     dedupe,
     sizeCounts: tree.sizeCounts,
-    store: blockStorer(codec, level),
+    store: options.storeBlock ? (data) => options.storeBlock!(data, level) : blockStorer(codec, level),
     createHash: options.createHash ?? sha256,
     signal: options.signal,
     onRead: (bytes) => (progress.bytesRead += bytes),

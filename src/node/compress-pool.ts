@@ -1,0 +1,82 @@
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { SquashfsError } from '../errors.js';
+import type { StoredBlock } from '../squashfs/writer/output.js';
+import type { CompressReply } from './compress-worker.js';
+
+/** The worker script: beside this module in dist/, or dist/ itself when running from the sources. */
+function workerUrl(): URL {
+  const sibling = new URL('./compress-worker.js', import.meta.url);
+  if (existsSync(fileURLToPath(sibling))) return sibling;
+  const built = new URL('../../dist/compress-worker.js', import.meta.url);
+  if (existsSync(fileURLToPath(built))) return built;
+  throw new SquashfsError('INVALID_OPTION', 'the compression worker script is missing: run the build (npm run build)');
+}
+
+interface Slot {
+  worker: Worker;
+  pending: Map<number, { resolve: (block: StoredBlock) => void; reject: (error: Error) => void }>;
+}
+
+/**
+ * Compresses data blocks on worker threads (default: one per core). Blocks
+ * are transferred to a worker and back, so the caller must not touch a
+ * block after handing it over. Results come back per block; the writer
+ * puts them in order, so the image is the same whatever the thread count.
+ */
+export class CompressPool {
+  private readonly slots: Slot[];
+  private nextId = 0;
+  private failed: Error | undefined;
+
+  constructor(codec: string, threads = availableParallelism()) {
+    const url = workerUrl();
+    this.slots = Array.from({ length: Math.max(1, threads) }, () => {
+      const slot: Slot = { worker: new Worker(url, { workerData: { codec } }), pending: new Map() };
+      slot.worker.on('message', (reply: CompressReply) => {
+        const waiter = slot.pending.get(reply.id);
+        if (!waiter) return;
+        slot.pending.delete(reply.id);
+        if ('error' in reply) waiter.reject(new SquashfsError('CODEC_ERROR', `${codec} compression failed on a worker: ${reply.error}`));
+        else waiter.resolve({ bytes: reply.bytes, word: reply.word });
+      });
+      slot.worker.on('error', (error) => this.fail(slot, error));
+      slot.worker.on('exit', (code) => {
+        if (slot.pending.size > 0) this.fail(slot, new Error(`a compression worker exited with code ${code}`));
+      });
+      slot.worker.unref();
+      return slot;
+    });
+  }
+
+  get threads(): number {
+    return this.slots.length;
+  }
+
+  /** Compresses one block (transferring it), or keeps it raw when that is smaller. */
+  store(data: Uint8Array, level: number): Promise<StoredBlock> {
+    if (this.failed) return Promise.reject(this.failed);
+    const slot = this.slots.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
+    const id = this.nextId++;
+    const owned = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : data.slice();
+    return new Promise((resolve, reject) => {
+      slot.pending.set(id, { resolve, reject });
+      slot.worker.ref();
+      slot.worker.postMessage({ id, data: owned, level }, [owned.buffer as ArrayBuffer]);
+    }).finally(() => {
+      if (slot.pending.size === 0) slot.worker.unref();
+    }) as Promise<StoredBlock>;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.slots.map((slot) => slot.worker.terminate()));
+  }
+
+  private fail(slot: Slot, cause: Error): void {
+    this.failed ??= new SquashfsError('CODEC_ERROR', `a compression worker failed: ${cause.message}`, { cause });
+    for (const waiter of slot.pending.values()) waiter.reject(this.failed);
+    slot.pending.clear();
+  }
+}
