@@ -31,3 +31,8 @@ export const nodeSha256: HashFactory = () => {
     digest: () => new Uint8Array(hash.digest()),
   };
 };
+
+/** Every codec, with those that must be loaded first (WASM) ready to compress. */
+export async function loadNodeCodecs(): Promise<CodecRegistry> {
+  return nodeCodecs();
+}
