@@ -13,3 +13,8 @@ export { bytesSource, httpSource, type HttpSourceOptions, type CountingSource } 
 export type {
   RandomAccessSource, ImagePath, EntryStat, EntryType, DirEntry, WalkEntry, FileChunk, ImageInfo,
 } from './squashfs/reader/types.js';
+export {
+  memorySource, memoryDir, type MemoryEntry, type MemoryDirectory, type MemoryTaggedDirectory, type MemoryFile,
+  type MemorySymlink, type MemoryMeta, type MemorySourceOptions,
+} from './source/memory-source.js';
+export { compressionStreamGzipCodec, deflateWithCompressionStream, hasCompressionStream } from './codecs/compression-stream.js';

@@ -141,7 +141,6 @@ export class SquashfsImage {
       inodes: sb.inodeCount,
       fragments: sb.fragmentEntryCount,
       ids: sb.idCount,
-      xattrIds: 0,
       modificationTime: sb.modificationTime,
       flags: flagNames(sb.flags),
       exportable: sb.exportTableStart !== undefined,

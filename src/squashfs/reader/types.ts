@@ -71,7 +71,6 @@ export interface ImageInfo {
   inodes: number;
   fragments: number;
   ids: number;
-  xattrIds: number;
   modificationTime: number;
   flags: string[];
   exportable: boolean;
