@@ -1,3 +1,4 @@
+import { copyFile } from 'node:fs/promises';
 import { defineConfig } from 'tsup';
 
 export default defineConfig([
@@ -9,6 +10,8 @@ export default defineConfig([
     clean: true,
     target: 'node20',
     shims: true,
+    // The zstd encoder, for Workers to import as a precompiled module: `import m from 'squashfs-ts/zstd.wasm'`.
+    onSuccess: () => copyFile('node_modules/@bokuweb/zstd-wasm/dist/esm/zstd.wasm', 'dist/zstd.wasm'),
   },
   {
     entry: { cli: 'src/cli/bin.ts', 'compress-worker': 'src/node/compress-worker.ts' },

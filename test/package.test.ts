@@ -36,7 +36,8 @@ describe('package', () => {
     expect(pkg.name).toBe('squashfs-ts');
     expect(pkg.type).toBe('module');
     expect(pkg.bin).toEqual({ sqfs: './dist/cli.js' });
-    expect(Object.keys(pkg.exports)).toEqual(['.', './node', './package.json']);
+    expect(Object.keys(pkg.exports)).toEqual(['.', './node', './zstd.wasm', './package.json']);
+    await fsp.access(path.join(root, pkg.exports['./zstd.wasm']));
     for (const entry of ['.', './node']) {
       for (const condition of ['import', 'require'] as const) {
         const target = pkg.exports[entry][condition];

@@ -43,7 +43,8 @@ beforeAll(async () => {
     modules: [
       { type: 'ESModule', path: 'worker.mjs', contents: bundle.code },
       { type: 'CompiledWasm', path: 'probe.wasm', contents: EMPTY_WASM },
-      // The zstd codec's module goes here, as { type: 'CompiledWasm', path: 'zstd.wasm', contents }.
+      // The package's zstd encoder, as a Worker imports it: `import m from 'squashfs-ts/zstd.wasm'`.
+      { type: 'CompiledWasm', path: 'zstd.wasm', contents: await fsp.readFile(path.join(__dirname, '../dist/zstd.wasm')) },
     ],
     compatibilityDate: supportedCompatibilityDate,
     compatibilityFlags: [], // no nodejs_compat: the core must not need it
@@ -111,7 +112,7 @@ describe('workerd (Miniflare, no nodejs_compat)', () => {
     expect(probe.wasmInstantiateFromBytes).toMatch(/Wasm code generation disallowed by embedder/);
     expect(probe.wasmInstantiateImportedModule).toBe('ok');
     expect(probe.importNodeZlib).toBe('Error: No such module "node:zlib".');
-    expect(probe.zstdModule).toBe(false);
+    expect(probe.zstdModule).toBe(true);
   });
 
   it("has CompressionStream('deflate') emit a zlib stream (header, deflate, Adler-32)", async () => {
@@ -199,11 +200,20 @@ describe('workerd (Miniflare, no nodejs_compat)', () => {
     }
   });
 
-  it('answers zstd with 501 until the zstd.wasm module and its codec are there', async () => {
-    const { status, bytes } = await call('/write?codec=zstd', new Uint8Array(0));
-    expect(status).toBe(501);
-    expect(JSON.parse(text(bytes)).error).toMatch(/zstd needs the \.\/zstd\.wasm module/);
-  });
+  for (const level of [3, 15]) {
+    it(`writes a zstd image (level ${level}) from the precompiled module that unsquashfs extracts exactly`, async () => {
+      const { status, bytes, headers } = await call(`/write?codec=zstd&level=${level}`, new Uint8Array(0));
+      expect(status, text(bytes).slice(0, 2000)).toBe(200);
+      expect(JSON.parse(headers.get('x-write-result')!)).toMatchObject({ compression: 'zstd', level });
+      expect(new DataView(bytes.buffer, bytes.byteOffset).getUint16(20, true)).toBe(6); // zstd
+      const file = path.join(work, `zstd-${level}.sqfs`);
+      await fsp.writeFile(file, bytes);
+      await expectMatchesTree(file);
+      const back = await call('/read?path=big.txt', bytes);
+      expect(back.status, text(back.bytes).slice(0, 500)).toBe(200);
+      expect(Buffer.compare(back.bytes, compressibleText(BIG_SIZE))).toBe(0);
+    });
+  }
 
   it('leaves the sqfs2tar tar listing complete', async () => {
     const file = path.join(work, 'tar-check.sqfs');

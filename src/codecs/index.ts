@@ -12,7 +12,8 @@ export { lz4Codec } from './lz4.js';
 export { lzmaCodec } from './lzma.js';
 export { lzoCodec } from './lzo.js';
 export { xzCodec } from './xz.js';
-export { zstdCodec } from './zstd.js';
+export { zstdCodec, createZstdCodec, encodeZstdOptions, ZSTD_DEFAULT_LEVEL, type ZstdCodecOptions } from './zstd.js';
+export { loadZstdWasmModule, instantiateZstdWasm, ZSTD_WASM_PACKAGE, type ZstdWasm } from './zstd-wasm.js';
 
 /** The portable codecs, usable in any runtime (all pure JS: Node, browsers, workerd). */
 export function defaultCodecs(): CodecRegistry {

@@ -1,12 +1,14 @@
 import { Decompress } from 'fzstd';
 import { SquashfsError } from '../errors.js';
 import { CompressorId } from '../squashfs/constants.js';
-import { checkLength, type Codec } from './codec.js';
+import { checkLength, checkLevel, type Codec } from './codec.js';
 import { codecError, guardDecode } from './lzma.js';
+import { instantiateZstdWasm, loadZstdWasmModule } from './zstd-wasm.js';
 
 /**
  * The "zstd" compressor (id 6): each block is one zstd frame. Decoding is
- * fzstd (pure JS, by the fflate author). Before handing it a frame, the
+ * fzstd (pure JS, by the fflate author); encoding is the reference library
+ * in WASM (zstd-wasm.ts). Before handing it a frame, the
  * frame header and block headers are checked here so that fzstd never
  * allocates from a size found in corrupt data: the declared content size
  * must be the expected length, the window is clamped to what the expected
@@ -119,18 +121,67 @@ export function decodeZstdFrame(data: Uint8Array, expectedLength: number, atMost
   return checkLength('zstd', out.subarray(0, outPos), expectedLength, atMost);
 }
 
-/** The "zstd" compressor (id 6). Compression comes later. */
-export function zstdCodec(): Codec {
+/** squashfs-tools' zstd default level; other levels are written as compressor options. */
+export const ZSTD_DEFAULT_LEVEL = 15;
+
+/** zstd's compressor options (squashfs-tools zstd_comp_opts): the level as a u32, only when it is not 15. */
+export function encodeZstdOptions(level: number): Uint8Array | undefined {
+  if (level === ZSTD_DEFAULT_LEVEL) return undefined;
+  const bytes = new Uint8Array(4);
+  new DataView(bytes.buffer).setUint32(0, level, true);
+  return bytes;
+}
+
+function zstdBase(compress: Codec['compress']): Codec {
   return {
     id: CompressorId.ZSTD,
     name: 'zstd',
-    defaultLevel: 15,
+    defaultLevel: ZSTD_DEFAULT_LEVEL,
     minLevel: 1,
     maxLevel: 22,
-    compress: () => {
-      throw new SquashfsError('UNSUPPORTED_COMPRESSOR', 'zstd compression is not supported; images can be read, not written yet (use gzip)');
-    },
+    compress,
     decompress: (data, expectedLength, atMost) => guardDecode('zstd', data, expectedLength, () => decodeZstdFrame(data, expectedLength, atMost)),
-    encodeOptions: () => undefined,
+    encodeOptions: encodeZstdOptions,
   };
+}
+
+/**
+ * The "zstd" compressor (id 6), reading only: decoding is pure JS and
+ * synchronous, so it can sit in the registry `defaultCodecs()` builds.
+ * For writing use `createZstdCodec()`.
+ */
+export function zstdCodec(): Codec {
+  return zstdBase(() => {
+    throw new SquashfsError(
+      'UNSUPPORTED_COMPRESSOR',
+      'zstd compression is not supported; this codec only reads: register `await createZstdCodec()` to write zstd (on Node, loadNodeCodecs() does)',
+    );
+  });
+}
+
+export interface ZstdCodecOptions {
+  /**
+   * `@bokuweb/zstd-wasm`'s `zstd.wasm`, compiled. Required where code
+   * generation from bytes is refused (Cloudflare Workers: import the file as
+   * a module). Default, on Node: the installed package's file, read and
+   * compiled once per thread.
+   */
+  module?: WebAssembly.Module;
+}
+
+/**
+ * The "zstd" compressor (id 6), reading and writing. Compression is the
+ * reference zstd library in WASM, one frame per block in one shot with the
+ * size known (so the window never exceeds the block: what the Linux kernel
+ * needs), the same as squashfs-tools' ZSTD_compressCCtx. `compress` is
+ * synchronous; each codec owns one WASM instance, so make one per thread.
+ * Decoding stays the checked pure-JS decoder.
+ */
+export async function createZstdCodec(options: ZstdCodecOptions = {}): Promise<Codec> {
+  const wasm = instantiateZstdWasm(options.module ?? (await loadZstdWasmModule()));
+  const codec: Codec = zstdBase((data, level) => {
+    checkLevel(codec, level);
+    return wasm.compress(data, level);
+  });
+  return codec;
 }

@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
-import { createRegistry, type CodecRegistry } from '../codecs/codec.js';
+import { createRegistry, type Codec, type CodecRegistry } from '../codecs/codec.js';
 import { gzipCodec } from '../codecs/gzip.js';
 import { defaultCodecs } from '../codecs/index.js';
+import { createZstdCodec, zstdCodec } from '../codecs/zstd.js';
+import { SquashfsError } from '../errors.js';
 import type { HashFactory } from '../hash.js';
 
 const deflateAsync = promisify(zlib.deflate);
@@ -19,7 +21,7 @@ export function nodeGzipCodec() {
   });
 }
 
-/** Every codec, with Node's native primitives where it has them (zlib). */
+/** Every codec, with Node's native primitives where it has them (zlib); zstd only reads (see loadNodeCodecs). */
 export function nodeCodecs(): CodecRegistry {
   return createRegistry([...defaultCodecs().values(), nodeGzipCodec()]);
 }
@@ -32,7 +34,35 @@ export const nodeSha256: HashFactory = () => {
   };
 };
 
-/** Every codec, with those that must be loaded first (WASM) ready to compress. */
-export async function loadNodeCodecs(): Promise<CodecRegistry> {
-  return nodeCodecs();
+export interface LoadNodeCodecsOptions {
+  /**
+   * zstd.wasm, already compiled (e.g. once in the main thread and posted to
+   * each worker, which saves each worker compiling it). Default: read from
+   * the installed `@bokuweb/zstd-wasm` and compiled, once per thread.
+   */
+  zstdModule?: WebAssembly.Module;
+}
+
+/**
+ * Every codec as `nodeCodecs()`, and zstd able to compress (its WASM encoder
+ * is loaded first, hence async). Each call makes its own zstd instance:
+ * call it once per thread. When zstd.wasm cannot be loaded (and no
+ * `zstdModule` was given) the registry still works: zstd reads, and
+ * compressing with it throws UNSUPPORTED_COMPRESSOR saying why.
+ */
+export async function loadNodeCodecs(options: LoadNodeCodecsOptions = {}): Promise<CodecRegistry> {
+  let zstd: Codec;
+  try {
+    zstd = await createZstdCodec({ module: options.zstdModule });
+  } catch (error) {
+    if (options.zstdModule) throw error;
+    const reason = (error as Error).message;
+    zstd = {
+      ...zstdCodec(),
+      compress: () => {
+        throw new SquashfsError('UNSUPPORTED_COMPRESSOR', `zstd compression is not available: ${reason}`, { cause: error });
+      },
+    };
+  }
+  return createRegistry([...nodeCodecs().values(), zstd]);
 }

@@ -7,12 +7,12 @@ import type { StoredBlock } from '../squashfs/writer/output.js';
 import type { CompressReply } from './compress-worker.js';
 
 /** The worker script: beside this module in dist/, or dist/ itself when running from the sources. */
-function workerUrl(): URL {
+function workerUrl(): URL | undefined {
   const sibling = new URL('./compress-worker.js', import.meta.url);
   if (existsSync(fileURLToPath(sibling))) return sibling;
   const built = new URL('../../dist/compress-worker.js', import.meta.url);
   if (existsSync(fileURLToPath(built))) return built;
-  throw new SquashfsError('INVALID_OPTION', 'the compression worker script is missing: run the build (npm run build)');
+  return undefined;
 }
 
 interface Slot {
@@ -27,12 +27,18 @@ interface Slot {
  * puts them in order, so the image is the same whatever the thread count.
  */
 export class CompressPool {
+  /** Whether the worker script can be found (not, e.g., when this code is bundled elsewhere). */
+  static available(): boolean {
+    return workerUrl() !== undefined;
+  }
+
   private readonly slots: Slot[];
   private nextId = 0;
   private failed: Error | undefined;
 
   constructor(codec: string, threads = availableParallelism()) {
     const url = workerUrl();
+    if (!url) throw new SquashfsError('INVALID_OPTION', 'the compression worker script is missing: run the build (npm run build)');
     this.slots = Array.from({ length: Math.max(1, threads) }, () => {
       const slot: Slot = { worker: new Worker(url, { workerData: { codec } }), pending: new Map() };
       slot.worker.on('message', (reply: CompressReply) => {

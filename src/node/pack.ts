@@ -59,7 +59,9 @@ export async function packDirectory(dir: string, imagePath: string, options: Pac
   if (!Number.isInteger(threads) || threads < 0) {
     throw new SquashfsError('INVALID_OPTION', `processors must be a whole number, got ${processors}`);
   }
-  const pool = threads > 0 ? new CompressPool(compression, threads) : undefined;
+  const usePool = threads > 0 && CompressPool.available();
+  if (threads > 0 && !usePool) options.onWarning?.('the compression worker script is not beside this code: compressing on the main thread');
+  const pool = usePool ? new CompressPool(compression, threads) : undefined;
   try {
     await sink.open();
   } catch (cause) {

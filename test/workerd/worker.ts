@@ -16,7 +16,7 @@
  *   POST /list                   the posted image's entries (JSON)
  */
 import {
-  bytesSource, compressionStreamGzipCodec, createRegistry, deflateWithCompressionStream, gzipCodec, hasCompressionStream,
+  bytesSource, compressionStreamGzipCodec, createRegistry, createZstdCodec, defaultCodecs, deflateWithCompressionStream, gzipCodec, hasCompressionStream,
   SquashfsImage, writeImage, type Codec, type CodecRegistry, type ImageSink,
 } from '../../dist/index.js';
 import { sampleSource, TREE_MTIME } from './tree.js';
@@ -53,15 +53,9 @@ async function loadWasmModule(specifier: string): Promise<WebAssembly.Module | u
   }
 }
 
-/**
- * Makes the zstd codec (compressor id 6) from the precompiled module.
- * TODO(zstd in workerd): build the codec from `module` (instantiate it with
- * `WebAssembly.instantiate(module, imports)`, which workerd allows for a
- * Module, unlike bytes) and return it. Until then the zstd route answers 501.
- */
-function zstdCodecFromModule(module: WebAssembly.Module): Codec | undefined {
-  void module;
-  return undefined;
+/** The zstd codec (compressor id 6) from the precompiled module: workerd instantiates a Module, never bytes. */
+function zstdCodecFromModule(module: WebAssembly.Module): Promise<Codec> {
+  return createZstdCodec({ module });
 }
 
 // ---------------------------------------------------------------------------
@@ -141,8 +135,7 @@ async function registryFor(codec: string): Promise<{ codecs: CodecRegistry; comp
     case 'zstd': {
       const module = await loadWasmModule(ZSTD_WASM_MODULE);
       if (!module) return json({ error: `zstd needs the ${ZSTD_WASM_MODULE} module (a precompiled WebAssembly.Module)` }, 501);
-      const zstd = zstdCodecFromModule(module);
-      if (!zstd) return json({ error: 'zstd from a WebAssembly.Module is not wired yet (zstdCodecFromModule)' }, 501);
+      const zstd = await zstdCodecFromModule(module);
       return { codecs: createRegistry([zstd]), compression: 'zstd' };
     }
     default:
@@ -164,7 +157,8 @@ async function write(url: URL): Promise<Response> {
 }
 
 async function openPosted(request: Request): Promise<SquashfsImage> {
-  const codecs = createRegistry([compressionStreamGzipCodec()]);
+  // Every compressor reads (pure JS), gzip through the runtime's own inflate where it has one.
+  const codecs = createRegistry([...defaultCodecs().values(), compressionStreamGzipCodec()]);
   return SquashfsImage.open(bytesSource(new Uint8Array(await request.arrayBuffer())), { codecs });
 }
 
