@@ -1,51 +1,66 @@
 #!/usr/bin/env node
-// Benchmark harness: packs the corpus with every adapter under GNU time and reports wall time,
-// CPU time, peak RSS and image size as ratios to the baseline (mksquashfs) measured in the same run.
+// Benchmark harness. One op per invocation (or all three):
+//   pack    every packer packs the corpus; wall time, CPU, peak RSS and image size as ratios to mksquashfs
+//   unpack  ours vs unsquashfs extract the same images (made by mksquashfs and by ours); ratios to unsquashfs
+//   read    ranged single-file reads from an image served over HTTP on 127.0.0.1: requests, bytes, ms
 //
-//   npm run build && node bench/run.mjs [--runs 3] [--only mksquashfs,tar] [--level 9] [--block-size 131072]
+//   npm run build && node bench/run.mjs [--op pack|unpack|read|all] [--runs 3] [--only mksquashfs,tar]
 //
 // See bench/README.md for all flags and what the columns mean.
-import { mkdirSync, rmSync, statSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
-import { spawnSync } from 'node:child_process';
+import { mkdirSync, statSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { join, resolve, relative } from 'node:path';
 import { parseArgs } from 'node:util';
-import { adapters } from './adapters/index.mjs';
+import { adapters, DEFAULT_BASELINE } from './adapters/index.mjs';
 import { ensureCorpus, formatSummary, walkTree, BENCH_DIR, REPO_DIR, DEFAULT_CORPUS_DIR, DEFAULT_SEED } from './corpus.mjs';
-import { measure, killCurrent, GNU_TIME } from './lib/measure.mjs';
-import { machineInfo, busyCpuSeconds } from './lib/machine.mjs';
-import { verifyImage } from './lib/verify.mjs';
-import { shJoin, which } from './lib/shell.mjs';
+import { killCurrent, GNU_TIME } from './lib/measure.mjs';
+import { machineInfo } from './lib/machine.mjs';
+import { shJoin, which, capture } from './lib/shell.mjs';
+import { planPack, runPack } from './ops/pack.mjs';
+import { dryRunUnpack, runUnpack } from './ops/unpack.mjs';
+import { dryRunRead, runRead, pickFiles, sources } from './ops/read.mjs';
+
+const OPS = ['pack', 'unpack', 'read'];
 
 const USAGE = `usage: node bench/run.mjs [options]
 
+  --op OP             pack (default), unpack, read, or all (pack, then unpack and read on its images)
   --runs N            timed runs per adapter (default 3); the median is reported
   --warmup N          untimed warm-up runs per adapter before timing (default 1)
   --only a,b          run only these adapters (known: ${adapters.map((a) => a.name).join(', ')})
-  --baseline NAME     adapter the ratios are relative to (default mksquashfs)
+  --baseline NAME     adapter the ratios are relative to (default mksquashfs for pack, unsquashfs for unpack)
   --comp NAME         compressor (default gzip)
   --level N           compression level (default 9)
   --block-size N      SquashFS block size in bytes (default 131072)
   --processors N      threads/processes a tool may use (default 2)
+  --images a,b        unpack/read: packers that make the input images (default mksquashfs,ours)
+  --unpack-dir DIR    unpack: extract under DIR (e.g. a disk) instead of tmpfs /dev/shm
+  --read-files a,b    read: corpus-relative files to read (default: small deep, medium, largest, ...)
+  --read-sources s,t  read: http, http-node, file (default all three)
   --corpus DIR        pack DIR instead of the generated corpus
   --rebuild-corpus    regenerate bench/corpus even if it is up to date
   --timeout S         kill a single run after S seconds (default 1800)
   --wait-idle S       before each run, wait up to S seconds for other processes to stop using CPU
-  --no-verify         skip listing each image and comparing it to the corpus
+  --no-verify         skip comparing images / extracted trees with the corpus
   --no-record         do not add a section to bench/RESULTS.md (JSON is still written)
   --dry-run           print the commands and exit
-  --list              list adapters and whether they can run, then exit
+  --list              list adapters, their ops and whether they can run, then exit
   -h, --help`;
 
 const { values: opt } = parseArgs({
   options: {
+    op: { type: 'string', default: 'pack' },
     runs: { type: 'string', default: '3' },
     warmup: { type: 'string', default: '1' },
     only: { type: 'string' },
-    baseline: { type: 'string', default: 'mksquashfs' },
+    baseline: { type: 'string' },
     comp: { type: 'string', default: 'gzip' },
     level: { type: 'string', default: '9' },
     'block-size': { type: 'string', default: '131072' },
     processors: { type: 'string', default: '2' },
+    images: { type: 'string', default: 'mksquashfs,ours' },
+    'unpack-dir': { type: 'string' },
+    'read-files': { type: 'string' },
+    'read-sources': { type: 'string' },
     corpus: { type: 'string' },
     'rebuild-corpus': { type: 'boolean', default: false },
     timeout: { type: 'string', default: '1800' },
@@ -78,10 +93,14 @@ const runs = intOpt('runs', 1, 1000);
 const warmups = intOpt('warmup', 0, 100);
 const timeoutSec = intOpt('timeout', 1, 86400);
 const waitIdleSec = intOpt('wait-idle', 0, 86400);
-const op = 'pack'; // future: 'unpack' (input = an image made by the baseline, output = a directory)
+if (opt.op !== 'all' && !OPS.includes(opt.op)) die(`--op must be one of ${OPS.join(', ')}, all; got ${opt.op}`);
+const ops = opt.op === 'all' ? OPS : [opt.op];
+const imageMakers = opt.images.split(',').map((s) => s.trim()).filter(Boolean);
+if (!imageMakers.length) die('--images needs at least one packer');
+for (const n of imageMakers) if (!adapters.some((a) => a.name === n)) die(`--images: unknown adapter ${n}`);
 
 // ---------------------------------------------------------------------------------------------
-// Adapter selection
+// Adapter selection: an adapter takes part in an op iff it has that method (and passes --only).
 
 let selected = adapters;
 if (opt.only) {
@@ -90,17 +109,21 @@ if (opt.only) {
   if (unknown.length) die(`unknown adapter(s) ${unknown.join(', ')}; known: ${adapters.map((a) => a.name).join(', ')}`);
   selected = adapters.filter((a) => names.includes(a.name));
 }
-if (!which(GNU_TIME)) die(`${GNU_TIME} (GNU time) is required for peak RSS (apt-get install time)`);
-
-const states = selected.map((a) => {
-  const reason = typeof a[op] !== 'function' ? `adapter has no ${op} operation` : a.check(settings);
-  return { adapter: a, status: reason ? 'skipped' : 'pending', reason, samples: [], warmup: [], version: null, command: null };
-});
+if (opt.baseline && !adapters.some((a) => a.name === opt.baseline)) die(`unknown --baseline ${opt.baseline}`);
+/** --baseline applies to the ops its adapter takes part in; other ops keep their default. */
+const baselineFor = (op) => (opt.baseline && typeof adapters.find((a) => a.name === opt.baseline)?.[op] === 'function' ? opt.baseline : DEFAULT_BASELINE[op]);
+const adaptersFor = (op) => selected.filter((a) => typeof a[op] === 'function').map((adapter) => ({ adapter, reason: adapter.check(settings) }));
 
 if (opt.list) {
-  for (const s of states) console.log(`${s.adapter.name.padEnd(12)} ${s.reason ? `unavailable: ${s.reason}` : 'ok'}  - ${s.adapter.label}`);
+  for (const a of adapters) {
+    const reason = a.check(settings);
+    const aops = OPS.filter((o) => typeof a[o] === 'function');
+    console.log(`${a.name.padEnd(12)} ops: ${aops.join(',').padEnd(12)} ${reason ? `unavailable: ${reason}` : 'ok'}  - ${a.label}`);
+  }
+  console.log(`${'(read)'.padEnd(12)} ops: ${'read'.padEnd(12)} ${existsSync(join(REPO_DIR, 'dist/index.js')) ? 'ok' : 'unavailable: dist/index.js missing'}  - bench/read-client.mjs with the built library`);
   process.exit(0);
 }
+if (!which(GNU_TIME)) die(`${GNU_TIME} (GNU time) is required for peak RSS (apt-get install time)`);
 
 // ---------------------------------------------------------------------------------------------
 // Corpus and paths
@@ -129,201 +152,96 @@ if (corpusInfo.custom) {
 } else {
   console.error(formatSummary(corpusInfo));
 }
-const expectedPaths = ['', ...corpusEntries.map((e) => e.path)];
 
-for (const s of states) {
-  const a = s.adapter;
-  s.outFile = join(imageDir, `${a.name}.${a.ext}`);
-  if (s.status === 'pending') {
-    s.command = a[op](corpusDir, s.outFile, settings);
-    s.commandLine = shJoin(s.command.argv);
-    try { s.version = a.version?.() ?? null; } catch { s.version = null; }
-  }
+/** Shared by the ops in bench/ops/. */
+const ctx = {
+  opt, settings, runs, warmups, timeoutSec, waitIdleSec, imageMakers,
+  corpusDir, corpusEntries, expectedPaths: ['', ...corpusEntries.map((e) => e.path)],
+  outDir, imageDir, tmpDir,
+  adaptersFor, baselineFor,
+  /** Squashfs images made in this invocation, by adapter name (pack op results, then input images). */
+  madeImages: new Map(),
+  /** Run on exit/interrupt (servers, unpack work dirs). */
+  cleanups: [],
+  fsType: (path) => capture(['df', '--output=fstype', path]).split('\n').at(-1)?.trim() || null,
+};
+
+if (ops.includes('read')) { // check --read-files / --read-sources before anything runs
+  try { pickFiles(ctx); sources(ctx); } catch (err) { die(err.message); }
 }
 
-for (const s of states) {
-  if (s.status === 'skipped') console.error(`skip ${s.adapter.name}: ${s.reason}`);
-}
 if (opt['dry-run']) {
-  for (const s of states) if (s.commandLine) console.log(`${s.adapter.name}: ${s.commandLine}`);
+  for (const op of ops) {
+    console.log(`# ${op}`);
+    if (op === 'pack') {
+      for (const s of planPack(ctx)) console.log(s.commandLine ? `${s.adapter.name}: ${s.commandLine}` : `${s.adapter.name}: skipped (${s.reason})`);
+    } else if (op === 'unpack') for (const l of dryRunUnpack(ctx)) console.log(l);
+    else for (const l of dryRunRead(ctx)) console.log(l);
+  }
   process.exit(0);
 }
 
 const machine = machineInfo({ outDir, repoDir: REPO_DIR }); // before any run, so load average is the idle-ness at start
 if (machine.loadavgAtStart[0] > 0.5) console.error(`warning: 1-min load average is ${machine.loadavgAtStart[0]}; other processes will skew timings`);
 
-process.on('SIGINT', () => { killCurrent(); console.error('\nbench: interrupted'); process.exit(130); });
-process.on('SIGTERM', () => { killCurrent(); process.exit(143); });
+async function cleanup() {
+  for (const fn of ctx.cleanups.splice(0).reverse()) { try { await fn(); } catch { /* best effort */ } }
+}
+process.on('SIGINT', async () => { killCurrent(); console.error('\nbench: interrupted'); await cleanup(); process.exit(130); });
+process.on('SIGTERM', async () => { killCurrent(); await cleanup(); process.exit(143); });
 
 // ---------------------------------------------------------------------------------------------
-// Measurement
+// Run the ops; each gets its own table, JSON file and RESULTS.md section.
 
-const active = () => states.filter((s) => s.status === 'pending');
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** Wait (up to waitIdleSec) until other processes use < 10% of one core over a 2 s window. */
-async function waitIdle() {
-  if (!waitIdleSec) return;
-  const deadline = Date.now() + waitIdleSec * 1000;
-  let said = false;
-  for (;;) {
-    const b0 = busyCpuSeconds();
-    await sleep(2000);
-    const used = busyCpuSeconds() - b0;
-    if (!(used > 0.2) || Date.now() > deadline) {
-      if (said) console.error(`  ${used > 0.2 ? 'still busy, going ahead' : 'idle'}`);
-      return;
-    }
-    if (!said) { console.error(`  waiting for the machine to go idle (others use ${(used / 2 * 100).toFixed(0)}% of a core)...`); said = true; }
-  }
-}
-
-async function runOnce(s, label) {
-  rmSync(s.outFile, { force: true });
-  spawnSync('sync'); // flush the previous run's dirty pages so they don't compete with this run
-  await waitIdle();
-  const busy0 = busyCpuSeconds();
-  const r = await measure(s.command, { timeFile: join(tmpDir, `${s.adapter.name}.time`), timeoutSec });
-  const busy = busyCpuSeconds() - busy0;
-  let imageBytes = null;
-  try { imageBytes = statSync(s.outFile).size; } catch { /* no output */ }
-  const sample = {
-    wallS: +r.wallS.toFixed(4), timeWallS: r.timeWallS, userS: r.userS, sysS: r.sysS,
-    cpuS: +(r.userS + r.sysS).toFixed(2), maxRssKiB: r.maxRssKiB, imageBytes,
-    // CPU time used by *other* processes on the machine while this run was going (noise indicator).
-    otherCpuS: Number.isFinite(busy) ? +Math.max(0, busy - (r.userS + r.sysS)).toFixed(2) : null,
-  };
-  if (!r.ok || imageBytes === null) {
-    s.status = 'failed';
-    s.reason = r.timedOut ? `timed out after ${timeoutSec}s` : imageBytes === null && r.ok ? 'no output file' : `exit ${r.exitCode}${r.signal ? ` (${r.signal})` : ''}`;
-    s.output = r.output;
-    console.error(`  ${s.adapter.name} ${label}: FAILED (${s.reason})${r.output ? `\n${indent(r.output.slice(-3000))}` : ''}`);
-    return null;
-  }
-  console.error(`  ${s.adapter.name.padEnd(11)} ${label.padEnd(9)} ${sample.wallS.toFixed(2).padStart(7)} s wall ` +
-    `${sample.cpuS.toFixed(2).padStart(7)} s cpu ${(sample.maxRssKiB / 1024).toFixed(0).padStart(6)} MiB ${imageBytes.toLocaleString('en-US').padStart(13)} B` +
-    (sample.otherCpuS > 0.5 ? `  (other processes: ${sample.otherCpuS.toFixed(1)} cpu s)` : ''));
-  return sample;
-}
-
-function indent(text) { return text.split('\n').map((l) => `      | ${l}`).join('\n'); }
-
-console.error(`\nsettings: ${JSON.stringify(settings)}; ${warmups} warm-up + ${runs} timed run(s) per adapter, interleaved`);
-for (let w = 1; w <= warmups; w++) {
-  for (const s of active()) { const smp = await runOnce(s, `warmup${warmups > 1 ? w : ''}`); if (smp) s.warmup.push(smp); }
-}
-for (let i = 1; i <= runs; i++) {
-  for (const s of active()) { const smp = await runOnce(s, `run ${i}/${runs}`); if (smp) s.samples.push(smp); }
-}
-for (const s of active()) s.status = 'ok';
-
-// Verification of the last image of each adapter.
-for (const s of states.filter((x) => x.status === 'ok')) {
-  const sizes = new Set(s.samples.map((x) => x.imageBytes));
-  s.sizeStable = sizes.size === 1;
-  if (opt['no-verify']) continue;
-  s.verify = verifyImage(s.adapter.format, s.outFile, expectedPaths, settings);
-  const v = s.verify;
-  console.error(`verify ${s.adapter.name}: ${v.ok === null ? v.note : v.ok ? `ok (${v.entries} entries${v.compression ? `, ${v.compression}, block ${v.blockSize}` : ''})` : `PROBLEMS: ${v.problems.join('; ')}`}`);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Statistics and report
-
-const median = (xs) => {
-  const v = xs.filter(Number.isFinite).sort((a, b) => a - b);
-  if (!v.length) return NaN;
-  const m = v.length >> 1;
-  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-};
-for (const s of states.filter((x) => x.status === 'ok')) {
-  const col = (k) => s.samples.map((x) => x[k]);
-  s.median = {
-    wallS: median(col('wallS')), cpuS: median(col('cpuS')), userS: median(col('userS')), sysS: median(col('sysS')),
-    maxRssKiB: median(col('maxRssKiB')), imageBytes: median(col('imageBytes')),
-  };
-  s.wallRange = [Math.min(...col('wallS')), Math.max(...col('wallS'))];
-}
-const base = states.find((s) => s.adapter.name === opt.baseline && s.status === 'ok');
-for (const s of states.filter((x) => x.status === 'ok')) {
-  if (!base) continue;
-  s.ratios = {
-    wall: s.median.wallS / base.median.wallS,
-    cpu: s.median.cpuS / base.median.cpuS,
-    rss: s.median.maxRssKiB / base.median.maxRssKiB,
-    size: s.median.imageBytes / base.median.imageBytes,
-  };
-}
-
-const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : '—');
-const ratio = (x) => (Number.isFinite(x) ? `${x.toFixed(2)}×` : '—');
-function table() {
-  const head = ['tool', 'wall s (median)', 'wall min–max', 'CPU s (user+sys)', 'peak RSS MiB', 'image bytes',
-    `time × ${opt.baseline}`, `RSS × ${opt.baseline}`, `size × ${opt.baseline}`];
-  const rows = [head, head.map((h, i) => (i === 0 ? '---' : '---:'))];
-  for (const s of states) {
-    const name = s.adapter.name + (s.adapter.name === opt.baseline ? ' (baseline)' : '');
-    if (s.status !== 'ok') { rows.push([name, `*${s.status}*`, '', '', '', '', '', '', '']); continue; }
-    const m = s.median;
-    rows.push([name, f2(m.wallS), `${f2(s.wallRange[0])}–${f2(s.wallRange[1])}`, f2(m.cpuS), (m.maxRssKiB / 1024).toFixed(1),
-      Math.round(m.imageBytes).toLocaleString('en-US') + (s.sizeStable ? '' : ' (varies)'),
-      ratio(s.ratios?.wall), ratio(s.ratios?.rss), ratio(s.ratios?.size)]);
-  }
-  return rows.map((r) => `| ${r.join(' | ')} |`).join('\n');
-}
-function notes() {
-  const out = [];
-  if (!base) out.push(`No ratios: baseline ${opt.baseline} did not run successfully in this run.`);
-  for (const s of states) {
-    if (s.status === 'skipped') out.push(`${s.adapter.name} skipped: ${s.reason}`);
-    if (s.status === 'failed') out.push(`${s.adapter.name} failed: ${s.reason}`);
-    if (s.status === 'ok' && !s.sizeStable) out.push(`${s.adapter.name}: image size differed between runs (${[...new Set(s.samples.map((x) => x.imageBytes))].join(', ')})`);
-    const noisy = s.samples.filter((x) => x.otherCpuS > Math.max(0.5, 0.1 * x.wallS)); // timed runs only
-    if (noisy.length) {
-      const worst = Math.max(...noisy.map((x) => x.otherCpuS / x.wallS));
-      out.push(`${s.adapter.name}: machine was busy during ${noisy.length} of ${s.samples.length} timed runs (other processes used up to ${(worst * 100).toFixed(0)}% of a core) - timings are not reliable`);
-    }
-    if (s.verify?.ok === false) out.push(`${s.adapter.name} verification problems: ${s.verify.problems.join('; ')}`);
-  }
-  return out;
-}
-
-const now = new Date();
-const stamp = now.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+const RUNNERS = { pack: runPack, unpack: runUnpack, read: runRead };
 const invocation = `cd ${REPO_DIR} && ${shJoin(['node', relative(REPO_DIR, process.argv[1]), ...process.argv.slice(2)])}`;
-const tbl = table();
-const noteLines = notes();
+let anyFailed = false;
+const printed = [];
+for (const op of ops) {
+  let report;
+  try {
+    report = await RUNNERS[op](ctx);
+  } finally {
+    if (op === ops.at(-1)) await cleanup();
+  }
+  anyFailed ||= report.failed;
+  const text = `${report.caption ? `${op}: ${report.caption}\n\n` : ''}${report.table}${report.notes.length ? `\n\n${report.notes.map((n) => `- ${n}`).join('\n')}` : ''}`;
+  console.log(`\n${text}`);
+  printed.push(text);
+  record(report);
+}
+if (ops.length > 1) console.log(`\n---- all ops ----\n\n${printed.join('\n\n')}`);
+process.exit(anyFailed ? 1 : 0);
 
-console.log(`\n${tbl}`);
-if (noteLines.length) console.log(`\n${noteLines.map((n) => `- ${n}`).join('\n')}`);
+// ---------------------------------------------------------------------------------------------
+// Recording: bench/out/results-<time>-<op>.json and a section at the top of bench/RESULTS.md.
 
-const jsonFile = join(outDir, `results-${stamp}.json`);
-const result = {
-  schema: 1,
-  date: now.toISOString(),
-  op,
-  invocation,
-  settings,
-  runs, warmups,
-  baseline: opt.baseline,
-  machine,
-  corpus: corpusInfo.custom
-    ? { custom: true, tree: corpusDir, summary: corpusInfo.summary }
-    : { version: corpusInfo.version, seed: corpusInfo.seed, tree: corpusInfo.tree, summary: corpusInfo.summary, categories: corpusInfo.categories, fingerprint: corpusInfo.fingerprint },
-  results: states.map((s) => ({
-    name: s.adapter.name, label: s.adapter.label, format: s.adapter.format, status: s.status, reason: s.reason ?? null,
-    version: s.version, command: s.commandLine ?? null, outFile: s.outFile,
-    median: s.median ?? null, wallRange: s.wallRange ?? null, ratios: s.ratios ?? null, sizeStable: s.sizeStable ?? null,
-    samples: s.samples, warmup: s.warmup, verify: s.verify ?? null, output: s.status === 'failed' ? s.output : undefined,
-  })),
-  table: tbl,
-  notes: noteLines,
-};
-writeFileSync(jsonFile, JSON.stringify(result, null, 2) + '\n');
-console.error(`\nwrote ${relative(process.cwd(), jsonFile)}`);
+function record(report) {
+  const now = new Date();
+  const stamp = now.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+  const jsonFile = join(outDir, `results-${stamp}-${report.op}.json`);
+  const result = {
+    schema: 2,
+    date: now.toISOString(),
+    op: report.op,
+    invocation,
+    settings,
+    runs, warmups,
+    baseline: report.baseline ?? null,
+    machine,
+    corpus: corpusInfo.custom
+      ? { custom: true, tree: corpusDir, summary: corpusInfo.summary }
+      : { version: corpusInfo.version, seed: corpusInfo.seed, tree: corpusInfo.tree, summary: corpusInfo.summary, categories: corpusInfo.categories, fingerprint: corpusInfo.fingerprint },
+    where: report.where,
+    inputs: report.inputs ?? null,
+    results: report.results,
+    table: report.table,
+    notes: report.notes,
+  };
+  writeFileSync(jsonFile, JSON.stringify(result, null, 2) + '\n');
+  console.error(`\nwrote ${relative(process.cwd(), jsonFile)}`);
+  if (opt['no-record']) return;
 
-if (!opt['no-record']) {
   const resultsMd = join(BENCH_DIR, 'RESULTS.md');
   const MARK = '<!-- results: newest first; sections are inserted below this line by bench/run.mjs -->';
   const header = `# Benchmark results\n\nProduced by \`node bench/run.mjs\` (see [README.md](README.md)). Each section is one run of the\nharness; ratios are relative to the baseline measured in that same run. Raw samples are in the\nJSON file named in each section (bench/out/, not committed).\n\n${MARK}\n`;
@@ -332,23 +250,24 @@ if (!opt['no-record']) {
   const cs = corpusInfo.summary;
   const mib = (b) => `${(b / 2 ** 20).toFixed(1)} MiB`;
   const section = [
-    `## ${now.toISOString().slice(0, 16).replace('T', ' ')} UTC · ${op} · ${settings.comp} -${settings.level} · ${settings.blockSize / 1024} KiB blocks · ${runs} run${runs > 1 ? 's' : ''}`,
+    `## ${now.toISOString().slice(0, 16).replace('T', ' ')} UTC · ${report.title} · ${settings.comp} -${settings.level} · ${settings.blockSize / 1024} KiB blocks · ${runs} run${runs > 1 ? 's' : ''}`,
     '',
     `- Command: \`${invocation}\``,
-    `- Machine: ${machine.cpuModel}; nproc ${machine.nproc}${machine.cgroupCpuMax && machine.cgroupCpuMax !== 'max 100000' ? ` (cgroup cpu.max ${machine.cgroupCpuMax})` : ''}; ${machine.memTotalGiB} GiB RAM; ${machine.kernel}; Node ${machine.node}; images written to ${machine.outDirFs ?? '?'}; repo ${machine.gitRev}${machine.srcDirty ? ' (src/ has uncommitted changes)' : ''}; load avg at start ${machine.loadavgAtStart.join(' ')}`,
-    `- Tools: ${states.filter((s) => s.version).map((s) => `${s.adapter.name}: ${s.version}`).join('; ')}`,
+    `- Machine: ${machine.cpuModel}; nproc ${machine.nproc}${machine.cgroupCpuMax && machine.cgroupCpuMax !== 'max 100000' ? ` (cgroup cpu.max ${machine.cgroupCpuMax})` : ''}; ${machine.memTotalGiB} GiB RAM; ${machine.kernel}; Node ${machine.node}; ${report.where}; repo ${machine.gitRev}${machine.srcDirty ? ' (src/ has uncommitted changes)' : ''}; load avg at start ${machine.loadavgAtStart.join(' ')}`,
+    `- Tools: ${report.tools.join('; ')}`,
     corpusInfo.custom
       ? `- Corpus: custom directory ${corpusDir}: ${cs.files} files, ${cs.bytes.toLocaleString('en-US')} bytes`
       : `- Corpus: v${corpusInfo.version} seed "${corpusInfo.seed}", ${cs.files} files, ${cs.dirs} dirs, ${cs.symlinks} symlinks, ${cs.bytes.toLocaleString('en-US')} bytes (${mib(cs.bytes)}); fingerprint \`${corpusInfo.fingerprint.slice(0, 16)}\``,
-    `- Settings: ${JSON.stringify(settings)}; ${warmups} untimed warm-up + ${runs} timed run(s) per tool, interleaved; median reported`,
+    `- Settings: ${JSON.stringify(settings)}; ${warmups} untimed warm-up + ${runs} timed run(s) per ${report.op === 'read' ? 'read' : 'tool'}, interleaved; median reported`,
+    ...(report.inputs ?? []).map((l) => `- Input ${l}`),
     '',
-    tbl,
+    report.table,
     '',
-    ...noteLines.map((n) => `- ${n}`),
-    ...(noteLines.length ? [''] : []),
-    'Commands as run (each under `/usr/bin/time -f \'%e %M %U %S %x\'`):',
+    ...report.notes.map((n) => `- ${n}`),
+    ...(report.notes.length ? [''] : []),
+    report.commandsHeading,
     '',
-    ...states.filter((s) => s.commandLine).map((s) => `- ${s.adapter.name}: \`${s.commandLine}\``),
+    ...report.commands.map((c) => `- ${c}`),
     '',
     `Raw data: \`${relative(REPO_DIR, jsonFile)}\``,
     '',
@@ -358,5 +277,3 @@ if (!opt['no-record']) {
   writeFileSync(resultsMd, md.replace(/\n{3,}/g, '\n\n').trimEnd() + '\n');
   console.error(`added a section to ${relative(process.cwd(), resultsMd)}`);
 }
-
-process.exit(states.some((s) => s.status === 'failed') ? 1 : 0);

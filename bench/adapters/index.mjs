@@ -18,17 +18,25 @@
  * @typedef {object} Adapter
  * @property {string} name        short id used by --only and in the table
  * @property {string} label       human-readable description
- * @property {'squashfs'|'tar.gz'} format  what pack() produces (drives verification, and which
- *                                images a future unpack adapter can consume)
+ * @property {'squashfs'|'tar.gz'} format  what pack() produces (drives verification), or what
+ *                                unpack() consumes
  * @property {string} ext         output file extension
  * @property {(s: Settings) => string|null} check   reason the adapter can't run with these settings, or null
  * @property {() => string|null} [version]
  * @property {(corpusDir: string, outFile: string, s: Settings) => Command} [pack]
- * @property {(imageFile: string, outDir: string, s: Settings) => Command} [unpack]  (future operation)
+ * @property {(imageFile: string, outDir: string, s: Settings) => Command} [unpack]  extract imageFile
+ *                                into outDir, which does not exist yet (the harness removes it between runs)
+ *
+ * An adapter takes part in an op (`--op pack|unpack`) iff it has that method. `--op read` uses no
+ * adapter: it drives the built library (dist/) from bench/read-client.mjs.
  */
 import ours from './ours.mjs';
 import mksquashfs from './mksquashfs.mjs';
 import tar from './tar.mjs';
+import unsquashfs from './unsquashfs.mjs';
 
-/** In table order; the baseline for ratios is chosen in run.mjs (default 'mksquashfs'). */
-export const adapters = [mksquashfs, ours, tar];
+/** In table order; the baseline for ratios is chosen in run.mjs (mksquashfs for pack, unsquashfs for unpack). */
+export const adapters = [mksquashfs, unsquashfs, ours, tar];
+
+/** Default ratio denominator per op. */
+export const DEFAULT_BASELINE = { pack: 'mksquashfs', unpack: 'unsquashfs' };

@@ -25,5 +25,5 @@ export default {
     };
   },
 
-  // Later: unpack(imageFile, outDir, s) => ({ argv: ['unsquashfs', '-processors', String(s.processors), '-d', outDir, imageFile] })
+  // Unpacking with squashfs-tools is the separate `unsquashfs` adapter.
 };

@@ -28,5 +28,8 @@ export default {
     };
   },
 
-  // Later: unpack(imageFile, outDir, settings) => ({ argv: [process.execPath, CLI, 'unpack', imageFile, outDir] })
+  // Writes into a staging directory next to outDir and renames it at the end; outDir must not exist.
+  unpack(imageFile, outDir) {
+    return { argv: [process.execPath, CLI, 'unpack', imageFile, outDir] };
+  },
 };
