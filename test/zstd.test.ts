@@ -17,7 +17,7 @@ import {
   type Codec, type ImageSink,
 } from '../src/index.js';
 import { loadNodeCodecs } from '../src/node/codecs.js';
-import { nodeCodecs, nodeSource } from '../src/node/index.js';
+import { nodeCodecs, nodeSource, openImage, unpackImage } from '../src/node/index.js';
 import { cannotMount, withMount } from './helpers/mount.js';
 import { compareTrees, expect7zAccepts, expectExtractMatches, expectSqfs2tarAccepts, hasTool, run } from './helpers/oracles.js';
 import { compressibleBytes, pseudoRandomBytes } from './helpers/tree.js';
@@ -305,6 +305,17 @@ describe('images written with zstd', async () => {
   it.each(cases)('unsquashfs -d extracts exactly the source (%s)', async (label) => {
     if (!tools.unsquashfs) return;
     await expectExtractMatches(images.get(label)!, src);
+  });
+
+  it.each(cases)('our reader unpacks exactly the source (%s)', async (label) => {
+    const out = path.join(work, `ours-${label.replace(/\W+/g, '-')}`);
+    const image = await openImage(images.get(label)!);
+    try {
+      await unpackImage(image, out);
+    } finally {
+      await image.close();
+    }
+    expect(await compareTrees(src, out, { xattrs: false })).toEqual([]);
   });
 
   it.each(cases)('sqfs2tar and 7z accept it (%s)', async (label) => {

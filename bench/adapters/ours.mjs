@@ -14,17 +14,17 @@ export default {
 
   check(settings) {
     if (!existsSync(CLI)) return `${CLI} not found - run \`npm run build\` first`;
-    if (settings.comp !== 'gzip') return `compressor ${settings.comp} not wired up in this adapter yet`;
+    if (settings.comp !== 'gzip' && settings.comp !== 'zstd') return `compressor ${settings.comp} not wired up in this adapter yet`;
     return null;
   },
 
   version() { return `node ${process.version}, ${CLI}`; },
 
-  // The CLI has no processors/threads flag (yet); settings.processors is not passed.
   pack(corpusDir, outFile, settings) {
     return {
       argv: [process.execPath, CLI, 'pack', corpusDir, outFile,
-        '--comp', settings.comp, '--level', String(settings.level), '--block-size', String(settings.blockSize)],
+        '--comp', settings.comp, '--level', String(settings.level), '--block-size', String(settings.blockSize),
+        '--processors', String(settings.processors)],
     };
   },
 
