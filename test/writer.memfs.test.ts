@@ -10,6 +10,7 @@ import { Volume } from 'memfs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { excludePatterns, fsSource, SquashfsError, writeImage, type ImageSink, type WriterOptions } from '../src/index.js';
 import { run } from './helpers/oracles.js';
+import { memorySink } from './helpers/memory-sink.js';
 
 let work: string;
 beforeAll(async () => {
@@ -19,23 +20,6 @@ afterAll(async () => {
   await fsp.rm(work, { recursive: true, force: true });
 });
 
-/** Collects an image in memory, patching the superblock in at the end. */
-function memorySink(): ImageSink & { image(): Uint8Array; chunks: Uint8Array[] } {
-  const chunks: Uint8Array[] = [];
-  let superblock: Uint8Array | undefined;
-  return {
-    chunks,
-    write: (chunk) => void chunks.push(chunk.slice()),
-    finish: (sb) => void (superblock = sb),
-    image() {
-      const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-      let o = 0;
-      for (const c of chunks) (out.set(c, o), (o += c.length));
-      out.set(superblock!, 0);
-      return out;
-    },
-  };
-}
 
 function sampleVolume() {
   const vol = Volume.fromJSON({

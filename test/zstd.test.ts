@@ -21,6 +21,7 @@ import { nodeCodecs, nodeSource, openImage, unpackImage } from '../src/node/inde
 import { cannotMount, withMount } from './helpers/mount.js';
 import { compareTrees, expect7zAccepts, expectExtractMatches, expectSqfs2tarAccepts, hasTool, run } from './helpers/oracles.js';
 import { compressibleBytes, pseudoRandomBytes } from './helpers/tree.js';
+import { memorySink } from './helpers/memory-sink.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -225,22 +226,6 @@ describe('one frame per block, window no larger than max(block size, 8 KiB)', ()
   });
 });
 
-/** Collects an image in memory, patching the superblock in at the end. */
-function memorySink(): ImageSink & { image(): Uint8Array } {
-  const chunks: Uint8Array[] = [];
-  let superblock: Uint8Array | undefined;
-  return {
-    write: (chunk) => void chunks.push(chunk.slice()),
-    finish: (sb) => void (superblock = sb),
-    image() {
-      const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-      let o = 0;
-      for (const c of chunks) (out.set(c, o), (o += c.length));
-      out.set(superblock!, 0);
-      return out;
-    },
-  };
-}
 
 describe('images written with zstd', async () => {
   const levels = [1, 3, 15, 19];

@@ -10,20 +10,8 @@ import { gzipCodec } from '../../src/codecs/gzip.js';
 import { bytesSource, createRegistry, SquashfsImage, writeImage, type ImageSink } from '../../src/index.js';
 import { memoryDir, memorySource } from '../../src/source/memory-source.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type SourcePath } from '../../src/source/source.js';
+import { memorySink } from '../helpers/memory-sink.js';
 
-function memorySink(): ImageSink & { image(): Uint8Array } {
-  const chunks: Uint8Array[] = [];
-  let superblock: Uint8Array | undefined;
-  return {
-    write: (chunk) => void chunks.push(chunk.slice()),
-    finish: (sb) => void (superblock = sb),
-    image() {
-      const out = Buffer.concat(chunks);
-      out.set(superblock!, 0);
-      return new Uint8Array(out);
-    },
-  };
-}
 
 const names = async (source: ReturnType<typeof memorySource>, path: SourcePath) =>
   (await source.readdir(path)).map((n) => new TextDecoder().decode(n));

@@ -20,6 +20,7 @@ import {
   SquashfsImage, writeImage, type Codec, type CodecRegistry, type ImageSink,
 } from '../../dist/index.js';
 import { sampleSource, TREE_MTIME } from './tree.js';
+import { memorySink } from '../helpers/memory-sink.js';
 
 /** No bindings are needed: everything the Worker uses is in its bundle. */
 type Env = Record<string, unknown>;
@@ -60,26 +61,6 @@ function zstdCodecFromModule(module: WebAssembly.Module): Promise<Codec> {
 
 // ---------------------------------------------------------------------------
 
-/** Collects the image in memory, patching the superblock in at the end. */
-function memorySink(): ImageSink & { image(): Uint8Array } {
-  const chunks: Uint8Array[] = [];
-  let superblock: Uint8Array | undefined;
-  return {
-    write: (chunk) => void chunks.push(chunk.slice()),
-    finish: (sb) => void (superblock = sb),
-    image() {
-      const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-      let offset = 0;
-      for (const c of chunks) {
-        out.set(c, offset);
-        offset += c.length;
-      }
-      if (!superblock) throw new Error('the writer never finished the image');
-      out.set(superblock, 0);
-      return out;
-    },
-  };
-}
 
 const json = (value: unknown, status = 200): Response =>
   new Response(JSON.stringify(value, null, 2), { status, headers: { 'content-type': 'application/json' } });
