@@ -2,7 +2,7 @@ export * from '../index.js';
 export { packDirectory, defaultMtime, type PackOptions, type PackResult } from './pack.js';
 export { loadNodeCodecs, nodeCodecs, nodeGzipCodec, nodeSha256, type LoadNodeCodecsOptions } from './codecs.js';
 export { CompressPool } from './compress-pool.js';
-export { nodeSource } from './source.js';
+export { nodeAsyncSource, nodeSource } from './source.js';
 export { FileSink } from './file-sink.js';
 export { readTreeXattrs } from './xattrs.js';
 export { fileSource, openImage } from './file-source.js';
