@@ -7,11 +7,17 @@ import { createServer } from 'node:net';
  * What Node cannot do itself: make fifos and device nodes (mkfifo, mknod)
  * and set xattrs (setfattr). Sockets are made by listening on a path.
  */
+/** A tool's complaint, named once ("mknod: ..."), whether or not it names itself. */
+const complaint = (command: string, stderr: string, fallback: string) => {
+  const text = stderr.trim() || fallback;
+  return new Error(text.startsWith(`${command}:`) ? text : `${command}: ${text}`);
+};
+
 export function runTool(command: string, args: (string | Buffer)[], input?: Buffer): Promise<void> {
   return new Promise((resolve, reject) => {
     if (input === undefined) {
       execFile(command, args as string[], (error, _stdout, stderr) =>
-        error ? reject(new Error(`${command}: ${String(stderr).trim() || error.message}`)) : resolve(),
+        error ? reject(complaint(command, String(stderr), error.message)) : resolve(),
       );
       return;
     }
@@ -19,7 +25,7 @@ export function runTool(command: string, args: (string | Buffer)[], input?: Buff
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${command}: ${stderr.trim() || `exit ${code}`}`))));
+    child.on('close', (code) => (code === 0 ? resolve() : reject(complaint(command, stderr, `exit ${code}`))));
     child.stdin.end(input);
   });
 }
