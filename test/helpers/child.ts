@@ -19,7 +19,7 @@ interface EsbuildLike {
   build(opts: Record<string, unknown>): Promise<unknown>;
 }
 
-function loadEsbuild(): EsbuildLike {
+export function loadEsbuild(): EsbuildLike {
   const require = createRequire(import.meta.url);
   try {
     return require('esbuild') as EsbuildLike;
@@ -29,14 +29,10 @@ function loadEsbuild(): EsbuildLike {
   }
 }
 
-/**
- * Bundles a child entry (default: the real writer's, pack-child.ts) into
- * `outDir/<entry>.mjs` and returns its path. Makes `outDir` mode 0755.
- */
-export async function buildPackChild(outDir: string, entry = 'pack-child.ts'): Promise<string> {
-  const outfile = path.join(outDir, entry.replace(/\.ts$/, '.mjs'));
+/** Bundles a TypeScript entry and what it imports into one ESM file that plain `node` runs. */
+export async function bundleForNode(entry: string, outfile: string): Promise<string> {
   await loadEsbuild().build({
-    entryPoints: [path.join(here, entry)],
+    entryPoints: [entry],
     outfile,
     bundle: true,
     platform: 'node',
@@ -46,6 +42,15 @@ export async function buildPackChild(outDir: string, entry = 'pack-child.ts'): P
     // CommonJS dependencies bundled into ESM need a real `require`.
     banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
   });
+  return outfile;
+}
+
+/**
+ * Bundles a child entry (default: the real writer's, pack-child.ts) into
+ * `outDir/<entry>.mjs` and returns its path. Makes `outDir` mode 0755.
+ */
+export async function buildPackChild(outDir: string, entry = 'pack-child.ts'): Promise<string> {
+  const outfile = await bundleForNode(path.join(here, entry), path.join(outDir, entry.replace(/\.ts$/, '.mjs')));
   // Runnable by the unprivileged child too (mkdtemp makes 0700 dirs).
   await fsp.chmod(outfile, 0o644);
   await fsp.chmod(outDir, 0o755);

@@ -32,6 +32,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run, runOk, type RunResult } from './oracles.js';
+import { bundleForNode } from './child.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const repoRoot = path.resolve(here, '../..');
@@ -290,37 +291,13 @@ export function parentsFirstViolations(lines: string[]): string[] {
 // The sqfs CLI as a separate process (byte-exact stdout)
 // ---------------------------------------------------------------------------
 
-interface EsbuildLike {
-  build(opts: Record<string, unknown>): Promise<unknown>;
-}
-
-export function loadEsbuild(): EsbuildLike {
-  const require = createRequire(import.meta.url);
-  try {
-    return require('esbuild') as EsbuildLike;
-  } catch {
-    return createRequire(require.resolve('tsup'))('esbuild') as EsbuildLike;
-  }
-}
-
 /**
  * Bundles src/cli/bin.ts (the current sources, not dist/) into
  * `outDir/sqfs.mjs`, so tests run the CLI as a process and see its stdout
  * as bytes, whether or not dist/ is up to date.
  */
-export async function bundleCli(outDir: string): Promise<string> {
-  const outfile = path.join(outDir, 'sqfs.mjs');
-  await loadEsbuild().build({
-    entryPoints: [path.join(repoRoot, 'src/cli/bin.ts')],
-    outfile,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    logLevel: 'silent',
-    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-  });
-  return outfile;
+export function bundleCli(outDir: string): Promise<string> {
+  return bundleForNode(path.join(repoRoot, 'src/cli/bin.ts'), path.join(outDir, 'sqfs.mjs'));
 }
 
 /** Runs the bundled CLI with TZ=UTC. */
