@@ -20,7 +20,7 @@ import {
   runOk,
   withTempDir,
 } from './helpers/oracles.js';
-import { makeTrickyTree, randomTreeArb, writeTree } from './helpers/tree.js';
+import { makeTrickyTree, randomTreeArb, sharedTrickyTree, writeTree } from './helpers/tree.js';
 
 const TIMEOUT = 60_000;
 const TOOLS: [string, string[], string][] = [
@@ -49,16 +49,7 @@ afterAll(async () => {
 
 /** Trees are shared between configurations with the same block size. */
 const trees = new Map<string, Promise<string>>();
-function trickyTree(blockSize: number, big: boolean): Promise<string> {
-  const key = `${blockSize}-${big}`;
-  let p = trees.get(key);
-  if (!p) {
-    const dir = path.join(work, `tree-${key}`);
-    p = makeTrickyTree(dir, { blockSize, big }).then(() => dir);
-    trees.set(key, p);
-  }
-  return p;
-}
+const trickyTree = (blockSize: number, big: boolean) => sharedTrickyTree(trees, work, blockSize, big);
 
 const configs: { name: string; blockSize: number; big: boolean; args: string[] }[] = [
   { name: 'default block size', blockSize: 131072, big: true, args: [] },

@@ -21,7 +21,7 @@ import {
   readSuperblock,
   runOk,
 } from './helpers/oracles.js';
-import { makeTrickyTree, randomTreeArb, writeTree } from './helpers/tree.js';
+import { randomTreeArb, sharedTrickyTree, writeTree } from './helpers/tree.js';
 
 const TIMEOUT = 90_000;
 /** A fixed image time, so images are reproducible. */
@@ -37,16 +37,7 @@ afterAll(async () => {
 
 /** Trees are shared between configurations with the same block size. */
 const trees = new Map<string, Promise<string>>();
-function trickyTree(blockSize: number, big: boolean): Promise<string> {
-  const key = `${blockSize}-${big}`;
-  let p = trees.get(key);
-  if (!p) {
-    const dir = path.join(work, `tree-${key}`);
-    p = makeTrickyTree(dir, { blockSize, big }).then(() => dir);
-    trees.set(key, p);
-  }
-  return p;
-}
+const trickyTree = (blockSize: number, big: boolean) => sharedTrickyTree(trees, work, blockSize, big);
 
 const configs: { name: string; blockSize: number; big: boolean; options: PackOptions }[] = [
   { name: 'default options', blockSize: 131072, big: true, options: {} },

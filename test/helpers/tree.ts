@@ -142,6 +142,18 @@ export const LONG_UTF8_NAME = 'é'.repeat(127) + 'x';
 /** A symlink target of about 1000 bytes. */
 export const LONG_LINK_TARGET = Array.from({ length: 100 }, (_, i) => `dir${String(i).padStart(5, '0')}`).join('/');
 
+/** The tricky tree for a block size, built once per `cache` under `work/tree-<blockSize>-<big>`. */
+export function sharedTrickyTree(cache: Map<string, Promise<string>>, work: string, blockSize: number, big: boolean): Promise<string> {
+  const key = `${blockSize}-${big}`;
+  let tree = cache.get(key);
+  if (!tree) {
+    const dir = path.join(work, `tree-${key}`);
+    tree = makeTrickyTree(dir, { blockSize, big }).then(() => dir);
+    cache.set(key, tree);
+  }
+  return tree;
+}
+
 /**
  * Builds the tricky tree under `root` (created if missing; should be empty).
  * Everything is deterministic except the mtimes that are left at "now".
