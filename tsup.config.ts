@@ -14,10 +14,11 @@ export default defineConfig([
     onSuccess: () => copyFile('node_modules/@bokuweb/zstd-wasm/dist/esm/zstd.wasm', 'dist/zstd.wasm'),
   },
   {
-    entry: { cli: 'src/cli/bin.ts', 'compress-worker': 'src/node/compress-worker.ts' },
+    entry: { cli: 'src/cli/bin.ts', 'compress-worker': 'src/node/compress-worker.ts', 'unpack-worker': 'src/node/unpack-worker.ts' },
     format: ['esm'],
     sourcemap: true,
     target: 'node20',
     banner: { js: '#!/usr/bin/env node' },
+    noExternal: [/.*/],
   },
 ]);

@@ -253,7 +253,7 @@ function record(report) {
     `## ${now.toISOString().slice(0, 16).replace('T', ' ')} UTC · ${report.title} · ${settings.comp} -${settings.level} · ${settings.blockSize / 1024} KiB blocks · ${runs} run${runs > 1 ? 's' : ''}`,
     '',
     `- Command: \`${invocation}\``,
-    `- Machine: ${machine.cpuModel}; nproc ${machine.nproc}${machine.cgroupCpuMax && machine.cgroupCpuMax !== 'max 100000' ? ` (cgroup cpu.max ${machine.cgroupCpuMax})` : ''}; ${machine.memTotalGiB} GiB RAM; ${machine.kernel}; Node ${machine.node}; ${report.where}; repo ${machine.gitRev}${machine.srcDirty ? ' (src/ has uncommitted changes)' : ''}; load avg at start ${machine.loadavgAtStart.join(' ')}`,
+    `- Machine: ${machine.cpuModel}; nproc ${machine.nproc}${machine.cgroupCpuMax && machine.cgroupCpuMax !== 'max 100000' ? ` (cgroup cpu.max ${machine.cgroupCpuMax})` : ''}; ${machine.memTotalGiB} GiB RAM; ${machine.kernel}; Node ${machine.node}; ${report.where}; repo ${machine.gitRev}${machine.srcDirty ? ' (src/ has uncommitted changes)' : ''}; load avg at start ${machine.loadavgAtStart.join(' ')}${machine.droppedEnv.length ? `; ${machine.droppedEnv.join(', ')} unset for every measured command (it costs each Node start ~100 ms here)` : ''}`,
     `- Tools: ${report.tools.join('; ')}`,
     corpusInfo.custom
       ? `- Corpus: custom directory ${corpusDir}: ${cs.files} files, ${cs.bytes.toLocaleString('en-US')} bytes`

@@ -10,10 +10,10 @@ import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { httpSource, SquashfsImage } from '../src/index.js';
-import { openImage, packDirectory, unpackImage } from '../src/node/index.js';
+import { bytesSource, httpSource, SquashfsImage } from '../src/index.js';
+import { nodeCodecs, openImage, packDirectory, unpackImage } from '../src/node/index.js';
 import { compareTrees } from './helpers/oracles.js';
-import { makeTrickyTree, randomTreeArb, writeTree } from './helpers/tree.js';
+import { compressibleBytes, makeTrickyTree, pseudoRandomBytes, randomTreeArb, writeTree } from './helpers/tree.js';
 
 let work: string;
 beforeAll(async () => {
@@ -77,6 +77,61 @@ describe('round trip through our writer and reader', () => {
     expect(await fsp.readFile(path.join(target, 'd/new.txt'), 'utf8')).toBe('new\n');
     expect((await fsp.readdir(work)).filter((n) => n.includes('.unpack-'))).toEqual([]);
     await opened.close();
+  });
+});
+
+describe('unpack: worker threads, this thread alone, and a non-file source write the same tree', () => {
+  // A tree whose big files are cut into pieces (4 MiB) written on several threads: holes inside and at the end, a fragment tail.
+  let src: string;
+  let image: string;
+  beforeAll(async () => {
+    src = path.join(work, 'paths-src');
+    await makeTrickyTree(src, { blockSize: 131072 });
+    const big = Buffer.concat([pseudoRandomBytes(3 << 20, 1), Buffer.alloc(2 << 20), pseudoRandomBytes((5 << 20) + 777, 2)]);
+    await fsp.writeFile(path.join(src, 'big-with-hole-and-tail.bin'), big);
+    await fsp.writeFile(path.join(src, 'big-ending-in-hole.bin'), Buffer.concat([pseudoRandomBytes(6 << 20, 3), Buffer.alloc(4 << 20)]));
+    await fsp.writeFile(path.join(src, 'big-compressible.txt'), compressibleBytes(9 << 20, 4));
+    image = path.join(work, 'paths.sqfs');
+    await packDirectory(src, image, { mtime: 7 });
+  });
+
+  for (const [label, threads] of [['two workers and this thread', 2], ['this thread alone', 0]] as const) {
+    it(`image file, ${label}`, async () => {
+      const out = path.join(work, `paths-out-${threads}`);
+      const opened = await openImage(image);
+      await unpackImage(opened, out, { threads });
+      await opened.close();
+      expect(await compareTrees(src, out)).toEqual([]);
+      const sparse = await fsp.stat(path.join(out, 'big-ending-in-hole.bin'));
+      expect(sparse.size).toBe(10 << 20);
+      expect(sparse.blocks * 512).toBeLessThan(7 << 20); // the holes stayed holes
+    });
+  }
+
+  it('a non-file source (bytes)', async () => {
+    const out = path.join(work, 'paths-out-bytes');
+    const opened = await SquashfsImage.open(bytesSource(await fsp.readFile(image)), { codecs: nodeCodecs() });
+    await unpackImage(opened, out);
+    expect(await compareTrees(src, out)).toEqual([]);
+  });
+
+  it('a damaged block met on a worker fails the unpack with a typed error and leaves nothing behind', async () => {
+    const damaged = path.join(work, 'damaged.sqfs');
+    const bytes = await fsp.readFile(image);
+    const layout = await (await openImage(image)).fileLayout('/big-compressible.txt');
+    expect(layout.blockSizes[1]! & 0x1000000).toBe(0); // stored compressed, so damage shows
+    const block = layout.blocksStart + (layout.blockSizes[0]! & 0xffffff) + 100; // inside the second block
+    bytes.fill(0x5a, block, block + 64);
+    await fsp.writeFile(damaged, bytes);
+    const target = path.join(work, 'damaged-out');
+    const opened = await openImage(damaged);
+    const error = await unpackImage(opened, target, { threads: 2 }).catch((e: unknown) => e);
+    await opened.close();
+    expect(error).toMatchObject({ name: 'SquashfsError' });
+    expect(['CODEC_ERROR', 'CORRUPT_IMAGE']).toContain((error as { code: string }).code);
+    expect((error as Error).message).toMatch(/big-compressible\.txt/);
+    await expect(fsp.stat(target)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await fsp.readdir(work)).filter((n) => n.includes('.unpack-'))).toEqual([]);
   });
 });
 

@@ -1,6 +1,7 @@
 // Machine description recorded with every result.
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
+import { DROPPED_ENV } from './measure.mjs';
 import { capture } from './shell.mjs';
 
 function read(path) { try { return readFileSync(path, 'utf8').trim(); } catch { return null; } }
@@ -24,6 +25,7 @@ export function machineInfo({ outDir, repoDir }) {
     gitRev: /^[0-9a-f]{7,}$/.test(git) ? git : '(no commits)',
     srcDirty: dirty.length > 0,
     loadavgAtStart: os.loadavg().map((x) => +x.toFixed(2)),
+    droppedEnv: DROPPED_ENV.filter((k) => process.env[k] !== undefined),
   };
 }
 

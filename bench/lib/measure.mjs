@@ -6,6 +6,15 @@ export const GNU_TIME = '/usr/bin/time';
 // %e wall s (2 decimals), %M peak RSS KiB, %U user s, %S sys s, %x exit status
 const FORMAT = '%e %M %U %S %x';
 
+/**
+ * The environment every measured command gets. NODE_EXTRA_CA_CERTS is left
+ * out: where it is set (this sandbox sets it), every Node process spends
+ * ~100 ms of start-up parsing the certificates, and no tool measured here
+ * makes a TLS connection. Each results section says so (see machineInfo).
+ */
+export const DROPPED_ENV = ['NODE_EXTRA_CA_CERTS'];
+const BASE_ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => !DROPPED_ENV.includes(k)));
+
 let current = null; // process group currently running, for Ctrl-C cleanup
 export function killCurrent(signal = 'SIGKILL') {
   if (current) { try { process.kill(-current, signal); } catch { /* gone */ } }
@@ -24,7 +33,7 @@ export function measure(cmd, { timeFile, timeoutSec }) {
     const t0 = process.hrtime.bigint();
     // detached => own process group, so a timeout can kill the whole pipeline.
     const child = spawn(argv[0], argv.slice(1), {
-      cwd: cmd.cwd, env: cmd.env ? { ...process.env, ...cmd.env } : process.env,
+      cwd: cmd.cwd, env: { ...BASE_ENV, ...cmd.env },
       stdio: ['ignore', 'pipe', 'pipe'], detached: true,
     });
     current = child.pid;

@@ -100,10 +100,10 @@ async function pack(ctx: CliContext): Promise<number> {
     processors: parseInteger(values.processors, '--processors'),
     onWarning: (message) => ctx.err(`sqfs: warning: ${message}\n`),
     onProgress: (p) => {
-      if (p.phase === 'walk') progress.update(`scanning: ${p.entries} entries`);
+      if (p.phase === 'walk') progress.update(() => `scanning: ${p.entries} entries`);
       else if (p.phase === 'data') {
         const percent = p.totalBytes > 0 ? Math.floor((p.bytesRead / p.totalBytes) * 100) : 100;
-        progress.update(`packing: ${percent}% ${formatBytes(p.bytesRead)} / ${formatBytes(p.totalBytes)}, ${p.files} files`);
+        progress.update(() => `packing: ${percent}% ${formatBytes(p.bytesRead)} / ${formatBytes(p.totalBytes)}, ${p.files} files`);
       } else if (p.phase === 'tables') progress.update('writing tables', true);
     },
   }).finally(() => progress.done());

@@ -9,13 +9,14 @@ export class ProgressLine {
     return this.stream?.isTTY === true;
   }
 
-  update(text: string, force = false): void {
+  /** Shows `text` (a function: only made when shown, at most every 100 ms). */
+  update(text: string | (() => string), force = false): void {
     if (!this.enabled) return;
     const now = Date.now();
     if (!force && now - this.last < 100) return;
     this.last = now;
     this.shown = true;
-    this.stream!.write(`\r\x1b[K${text}`);
+    this.stream!.write(`\r\x1b[K${typeof text === 'function' ? text() : text}`);
   }
 
   done(): void {

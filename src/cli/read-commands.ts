@@ -80,7 +80,7 @@ export async function unpack(ctx: CliContext): Promise<number> {
     const result = await unpackImage(image, dir, {
       force: values.force === true,
       onWarning: (message) => ctx.err(`sqfs unpack: warning: ${message}\n`),
-      onProgress: (p) => progress.update(`unpacking: ${p.entries}/${total} entries, ${formatBytes(p.bytes)}`),
+      onProgress: (p) => progress.update(() => `unpacking: ${p.entries}/${total} entries, ${formatBytes(p.bytes)}`),
     }).finally(() => progress.done());
     if (progress.enabled) ctx.err(`${dir}: ${result.entries} entries, ${formatBytes(result.bytes)}\n`);
     return 0;

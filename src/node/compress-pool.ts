@@ -1,19 +1,11 @@
-import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { SquashfsError } from '../errors.js';
 import type { StoredBlock } from '../squashfs/writer/output.js';
 import type { CompressReply } from './compress-worker.js';
+import { workerScript } from './worker-script.js';
 
-/** The worker script: beside this module in dist/, or dist/ itself when running from the sources. */
-function workerUrl(): URL | undefined {
-  const sibling = new URL('./compress-worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(sibling))) return sibling;
-  const built = new URL('../../dist/compress-worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(built))) return built;
-  return undefined;
-}
+const workerUrl = () => workerScript('compress-worker');
 
 interface Slot {
   worker: Worker;

@@ -1,12 +1,18 @@
 import fs from 'node:fs';
+import { resolve as resolvePath } from 'node:path';
 import { SquashfsError } from '../errors.js';
 import { SquashfsImage, type OpenOptions } from '../squashfs/reader/image.js';
 import { checkRange } from '../squashfs/reader/source.js';
 import type { RandomAccessSource } from '../squashfs/reader/types.js';
 import { nodeCodecs } from './codecs.js';
 
+/** A source that is a file: other threads can open it again by its path. */
+export interface FileBackedSource extends RandomAccessSource {
+  readonly path: string;
+}
+
 /** An image file read with positioned reads. */
-export async function fileSource(path: string): Promise<RandomAccessSource> {
+export async function fileSource(path: string): Promise<FileBackedSource> {
   let fd: number;
   try {
     fd = fs.openSync(path, 'r');
@@ -17,6 +23,7 @@ export async function fileSource(path: string): Promise<RandomAccessSource> {
   const { size } = fs.fstatSync(fd);
   // Positioned synchronous reads: page-cache hits, far cheaper than a thread-pool round trip each.
   return {
+    path: resolvePath(path),
     size,
     async read(offset, length) {
       checkRange(offset, length, size, `read of ${path}`);

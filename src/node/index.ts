@@ -5,5 +5,5 @@ export { CompressPool } from './compress-pool.js';
 export { nodeAsyncSource, nodeSource } from './source.js';
 export { FileSink } from './file-sink.js';
 export { readTreeXattrs } from './xattrs.js';
-export { fileSource, openImage } from './file-source.js';
+export { fileSource, openImage, type FileBackedSource } from './file-source.js';
 export { unpackImage, type UnpackOptions, type UnpackResult } from './unpack.js';

@@ -4,6 +4,9 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { SquashfsError, throwIfAborted } from '../errors.js';
 import type { SquashfsImage } from '../squashfs/reader/image.js';
 import type { EntryStat, WalkEntry } from '../squashfs/reader/types.js';
+import { ExtractPool } from './extract-pool.js';
+import type { FileAttributes, FileTask } from './file-extractor.js';
+import type { FileBackedSource } from './file-source.js';
 import { makeDevice, makeFifo, makeSocket, restoreXattrs } from './system-tools.js';
 
 export interface UnpackOptions {
@@ -13,8 +16,14 @@ export interface UnpackOptions {
   onWarning?: (message: string) => void;
   onProgress?: (progress: { entries: number; bytes: number }) => void;
   signal?: AbortSignal;
-  /** Files written at once (default 4). */
+  /** Files written at once when the image is not a file (default 4). */
   concurrency?: number;
+  /**
+   * For an image file: worker threads that read, decompress and write files
+   * besides this one, which works too (default: one fewer than the cores;
+   * 0: all on this thread). They use the built-in codecs for the image's compressor.
+   */
+  threads?: number;
 }
 
 export interface UnpackResult {
@@ -79,60 +88,69 @@ async function extractInto(image: SquashfsImage, root: string, options: UnpackOp
     result.warnings.push(message);
     options.onWarning?.(message);
   };
-  const pathOf = (names: Uint8Array[]) => (names.length === 0 ? rootBytes : Buffer.concat([rootBytes, ...names.flatMap((n) => [SLASH, n])]));
+  // A path is its parent directory's path plus its name; directories are found by their name's bytes object.
+  const directoryPaths = new Map<Uint8Array, Buffer>();
+  const pathOf = (names: Uint8Array[]) => {
+    if (names.length === 0) return rootBytes;
+    const parent = names.length === 1 ? rootBytes : directoryPaths.get(names[names.length - 2]!)!;
+    return Buffer.concat([parent, SLASH, names[names.length - 1]!]);
+  };
 
   // What to finish once everything exists: owners, modes, times (children before parents).
   const made: { path: Buffer; stat: EntryStat }[] = [];
   const xattrs: { path: Buffer; xattrs: { name: string; value: Uint8Array }[] }[] = [];
   const firstPathOfInode = new Map<number, Buffer>();
   const links: { path: Buffer; first: number }[] = [];
-  const writing = new Set<Promise<void>>();
-  const limit = options.concurrency ?? 4;
-  let failure: unknown;
-
-  for await (const entry of image.walk()) {
-    throwIfAborted(options.signal);
-    if (failure) throw failure;
-    const path = pathOf(entry.names);
-    const { stat: st } = entry;
-    result.entries++;
-    if (st.type !== 'directory' && st.nlink > 1) {
-      if (firstPathOfInode.has(st.inode)) {
-        links.push({ path, first: st.inode });
-        continue;
-      }
-    }
-    switch (st.type) {
-      case 'directory':
-        if (entry.names.length > 0) fs.mkdirSync(path, 0o700);
-        result.directories++;
-        break;
-      case 'file': {
-        const task = writeFile(image, entry, path, st.size).then(
-          (bytes) => void (result.bytes += bytes),
-          (error) => void (failure ??= error),
-        );
-        writing.add(task);
-        task.finally(() => writing.delete(task));
-        if (writing.size >= limit) await Promise.race(writing);
-        result.files++;
-        break;
-      }
-      case 'symlink':
-        fs.symlinkSync(Buffer.from(await image.readlink(entry)), path);
-        result.symlinks++;
-        break;
-      default:
-        if (!(await makeSpecial(entry, path, pathOf(entry.names.slice(0, -1)), warn))) continue;
-        result.special++;
-    }
-    made.push({ path, stat: st });
-    if (st.type !== 'directory' && st.nlink > 1) firstPathOfInode.set(st.inode, path);
-    if (st.hasXattrs) xattrs.push({ path, xattrs: await image.xattrs(entry) });
+  const contents = contentWriter(image, options, (bytes) => {
+    result.bytes += bytes;
     options.onProgress?.({ entries: result.entries, bytes: result.bytes });
+  });
+
+  try {
+    for await (const entry of image.walk({ signal: options.signal })) {
+      throwIfAborted(options.signal);
+      const path = pathOf(entry.names);
+      const { stat: st } = entry;
+      result.entries++;
+      if (st.type !== 'directory' && st.nlink > 1) {
+        if (firstPathOfInode.has(st.inode)) {
+          links.push({ path, first: st.inode });
+          continue;
+        }
+      }
+      let settled = false;
+      switch (st.type) {
+        case 'directory':
+          if (entry.names.length > 0) {
+            fs.mkdirSync(path, 0o700);
+            directoryPaths.set(entry.names[entry.names.length - 1]!, path);
+          }
+          result.directories++;
+          break;
+        case 'file':
+          // Extended attributes go on before the mode (which may forbid writing them), so such files are finished here.
+          settled = await contents.add(entry, path, st.hasXattrs ? undefined : {
+            owner: isRoot ? { uid: st.uid, gid: st.gid } : undefined, mode: st.mode & 0o7777, mtime: st.mtime,
+          });
+          result.files++;
+          break;
+        case 'symlink':
+          fs.symlinkSync(Buffer.from(await image.readlink(entry)), path);
+          result.symlinks++;
+          break;
+        default:
+          if (!(await makeSpecial(entry, path, pathOf(entry.names.slice(0, -1)), warn))) continue;
+          result.special++;
+      }
+      if (!settled) made.push({ path, stat: st });
+      if (st.type !== 'directory' && st.nlink > 1) firstPathOfInode.set(st.inode, path);
+      if (st.hasXattrs) xattrs.push({ path, xattrs: await image.xattrs(entry) });
+      options.onProgress?.({ entries: result.entries, bytes: result.bytes });
+    }
+    await contents.finish();
+  } finally {
+    await contents.close();
   }
-  await Promise.all(writing);
-  if (failure) throw failure;
 
   for (const { path, first } of links) {
     const existing = firstPathOfInode.get(first);
@@ -151,6 +169,154 @@ async function extractInto(image: SquashfsImage, root: string, options: UnpackOp
   }
   if (!isRoot) warn('owners', 'not running as root: files are owned by the current user');
   return result;
+}
+
+/** Writes regular files' contents, in the background, a bounded number at a time. */
+interface ContentWriter {
+  /** Queues a file; true when the writer also gives it `attributes` (else the caller does, at the end). */
+  add(entry: WalkEntry, path: Buffer, attributes: FileAttributes | undefined): Promise<boolean>;
+  /** Waits for everything queued; throws the first failure. */
+  finish(): Promise<void>;
+  close(): Promise<void>;
+}
+
+function contentWriter(image: SquashfsImage, options: UnpackOptions, written: (bytes: number) => void): ContentWriter {
+  const source = image.source as Partial<FileBackedSource>;
+  if (typeof source.path === 'string') return new PooledWriter(image, source.path, options, written);
+  return new StreamingWriter(image, options.concurrency ?? 4, written);
+}
+
+/** Files per batch sent to a worker, and bytes. */
+const BATCH_FILES = 64;
+const BATCH_BYTES = 4 * 1024 * 1024;
+/** A file larger than this is written in pieces of this size, on several threads. */
+const PIECE_BYTES = 4 * 1024 * 1024;
+/** Files gathered before they are put in image order and handed out. */
+const WINDOW_FILES = 8192;
+
+/**
+ * For an image file: files are gathered a window at a time, put in the
+ * order their data lies in the image (so each fragment block is decoded
+ * once and reads go forward), and handed out in batches to worker threads
+ * that read, decompress and write them, setting their attributes through
+ * the open descriptor. Large files are made here at their full size and
+ * written in pieces on several threads.
+ */
+class PooledWriter implements ContentWriter {
+  private readonly pool: ExtractPool;
+  private readonly running = new Set<Promise<void>>();
+  private readonly pieceBlocks: number;
+  private window: FileTask[] = [];
+  private failure: unknown;
+
+  constructor(
+    private readonly image: SquashfsImage,
+    imagePath: string,
+    private readonly options: UnpackOptions,
+    private readonly written: (bytes: number) => void,
+  ) {
+    const { blockSize, bytesUsed, compressionId } = image.superblock;
+    this.pool = new ExtractPool({ path: imagePath, blockSize, bytesUsed }, compressionId, options.threads);
+    this.pieceBlocks = Math.max(1, Math.floor(PIECE_BYTES / blockSize));
+  }
+
+  async add(entry: WalkEntry, path: Buffer, attributes: FileAttributes | undefined): Promise<boolean> {
+    const layout = await this.image.fileLayout(entry);
+    const blocks = layout.blockSizes.length;
+    let settled = false;
+    if (blocks <= this.pieceBlocks) {
+      this.window.push({ path, layout, first: 0, end: blocks, create: true, finish: attributes });
+      settled = attributes !== undefined;
+    } else {
+      const fd = fs.openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+      try {
+        fs.ftruncateSync(fd, layout.size);
+      } finally {
+        fs.closeSync(fd);
+      }
+      for (let first = 0; first < blocks; first += this.pieceBlocks) {
+        this.window.push({ path, layout, first, end: Math.min(blocks, first + this.pieceBlocks), create: false });
+      }
+    }
+    if (this.window.length >= WINDOW_FILES) await this.flush();
+    return settled;
+  }
+
+  async finish(): Promise<void> {
+    await this.flush();
+    await Promise.all(this.running);
+    if (this.failure) throw this.failure;
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled(this.running);
+    await this.pool.close();
+  }
+
+  /** Hands out the window in image order, in batches. */
+  private async flush(): Promise<void> {
+    const tasks = this.window.sort((a, b) => imageOrder(a) - imageOrder(b));
+    this.window = [];
+    let batch: FileTask[] = [];
+    let bytes = 0;
+    for (const task of tasks) {
+      batch.push(task);
+      bytes += task.create ? task.layout.size : (task.end - task.first) * this.image.superblock.blockSize;
+      if (batch.length >= BATCH_FILES || bytes >= BATCH_BYTES) {
+        await this.dispatch(batch);
+        batch = [];
+        bytes = 0;
+      }
+    }
+    if (batch.length > 0) await this.dispatch(batch);
+  }
+
+  private async dispatch(tasks: FileTask[]): Promise<void> {
+    // Let the workers' replies in first (the walk itself only yields to microtasks), so the pool sees who is free.
+    await new Promise(setImmediate);
+    if (this.failure) throw this.failure;
+    throwIfAborted(this.options.signal);
+    const task = this.pool.run(tasks).then(this.written, (error: unknown) => void (this.failure ??= error));
+    this.running.add(task);
+    void task.finally(() => this.running.delete(task));
+  }
+}
+
+/** Where a task's data starts in the image: its fragment block for a file held in one, else its first block. */
+function imageOrder(task: FileTask): number {
+  const { layout } = task;
+  if (layout.fragment && layout.blockSizes.length === 0) return layout.fragment.start;
+  return layout.blocksStart + task.first;
+}
+
+/** For any other source: files read through the image (async), a few at a time, written here. */
+class StreamingWriter implements ContentWriter {
+  private readonly running = new Set<Promise<void>>();
+  private failure: unknown;
+
+  constructor(
+    private readonly image: SquashfsImage,
+    private readonly limit: number,
+    private readonly written: (bytes: number) => void,
+  ) {}
+
+  async add(entry: WalkEntry, path: Buffer): Promise<boolean> {
+    if (this.failure) throw this.failure;
+    const task = writeFile(this.image, entry, path, entry.stat.size).then(this.written, (error: unknown) => void (this.failure ??= error));
+    this.running.add(task);
+    void task.finally(() => this.running.delete(task));
+    if (this.running.size >= this.limit) await Promise.race(this.running);
+    return false;
+  }
+
+  async finish(): Promise<void> {
+    await Promise.all(this.running);
+    if (this.failure) throw this.failure;
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled(this.running);
+  }
 }
 
 /** Writes a file's bytes at their offsets, leaving holes as holes. */

@@ -104,21 +104,21 @@ export interface ListingEntry {
  * time, parsing each block's entries synchronously; validates every header
  * and entry. `visit` returns false to stop early.
  */
-export async function readListing(
-  cursor: { takeSome(most: number): Promise<Uint8Array> },
+export function readListing(
+  cursor: { takeSome(most: number): Uint8Array },
   size: number,
   where: number,
   visit: (entry: ListingEntry) => boolean,
-): Promise<void> {
+): void {
   const corrupt = (message: string) => new SquashfsError('CORRUPT_IMAGE', `directory listing at ${where}: ${message}`, { offset: where });
   let buffer = new Uint8Array(0);
   let at = 0;
   let fetched = 0;
   /** Makes sure `n` bytes are buffered at `at`. */
-  const need = async (n: number): Promise<DataView> => {
+  const need = (n: number): DataView => {
     while (buffer.length - at < n) {
       if (fetched >= size) throw corrupt('an entry runs past the listing');
-      const more = await cursor.takeSome(size - fetched);
+      const more = cursor.takeSome(size - fetched);
       fetched += more.length;
       const joined = new Uint8Array(buffer.length - at + more.length);
       joined.set(buffer.subarray(at));
@@ -131,7 +131,7 @@ export async function readListing(
   let consumed = 0;
   while (consumed < size) {
     if (size - consumed < DIRECTORY_HEADER_SIZE) throw corrupt(`${size - consumed} stray bytes after the entries`);
-    const hv = await need(DIRECTORY_HEADER_SIZE);
+    const hv = need(DIRECTORY_HEADER_SIZE);
     const count = hv.getUint32(0, true) + 1;
     const block = hv.getUint32(4, true);
     const base = hv.getUint32(8, true);
@@ -140,7 +140,7 @@ export async function readListing(
     consumed += DIRECTORY_HEADER_SIZE;
     for (let i = 0; i < count; i++) {
       if (size - consumed < DIRECTORY_ENTRY_SIZE) throw corrupt('an entry runs past the listing');
-      const ev = await need(DIRECTORY_ENTRY_SIZE);
+      const ev = need(DIRECTORY_ENTRY_SIZE);
       const nameLength = ev.getUint16(6, true) + 1;
       const type = ev.getUint16(4, true);
       const offset = ev.getUint16(0, true);
@@ -149,7 +149,7 @@ export async function readListing(
       if (type < 1 || type > 7) throw corrupt(`entry type ${type}`);
       consumed += DIRECTORY_ENTRY_SIZE + nameLength;
       if (consumed > size) throw corrupt('a name runs past the listing');
-      await need(DIRECTORY_ENTRY_SIZE + nameLength);
+      need(DIRECTORY_ENTRY_SIZE + nameLength);
       const name = buffer.slice(at + DIRECTORY_ENTRY_SIZE, at + DIRECTORY_ENTRY_SIZE + nameLength);
       at += DIRECTORY_ENTRY_SIZE + nameLength;
       if (!isValidName(name)) throw corrupt(`the name "${decodeUtf8Lossy(name)}" is not allowed`);

@@ -2,7 +2,7 @@ import { codecById, type Codec, type CodecRegistry } from '../../codecs/codec.js
 import { defaultCodecs } from '../../codecs/index.js';
 import { SquashfsError } from '../../errors.js';
 import { compareBytes, concatBytes, decodeUtf8Lossy, encodeUtf8 } from '../bytes.js';
-import { CompressorId, DATA_SIZE_MASK, DATA_UNCOMPRESSED, Flag, METADATA_SIZE, NO_INDEX } from '../constants.js';
+import { CompressorId, Flag, METADATA_SIZE, NO_INDEX } from '../constants.js';
 import { readListing, type ListingEntry } from '../directory.js';
 import { decodeInode } from '../inode/decode.js';
 import { decodeDevice, type DirectoryInode, type FileInode, type Inode } from '../inode/inode.js';
@@ -11,6 +11,7 @@ import { decodeSuperblock, SUPERBLOCK_SIZE, type Superblock } from '../superbloc
 import { decodeCompressorOptions, flagNames } from './info.js';
 import { Lru } from './lru.js';
 import { MetadataCursor, MetadataReader } from './metadata-reader.js';
+import { decodeDataBlock, decodeDataBlockAsync, fragmentTail, layoutOf, planRuns, storedLength, tailOf, type FileLayout } from './data.js';
 import { checkRange } from './source.js';
 import { FragmentLookup, IdLookup, LookupTable, XattrLookup } from './tables.js';
 import type {
@@ -37,6 +38,8 @@ const TYPE_BITS: Record<EntryType, number> = {
 const KIND_BY_BASIC_TYPE: EntryType[] = ['directory', 'directory', 'file', 'symlink', 'block-device', 'char-device', 'fifo', 'socket'];
 /** Bytes read at once when a file's blocks follow each other. */
 const MAX_RUN = 2 * 1024 * 1024;
+/** Decompressed inode and directory tables a walk keeps at most. */
+const PRELOAD_BUDGET = 64 * 1024 * 1024;
 
 /** Splits an image path into raw names. */
 export function splitPath(path: ImagePath): Uint8Array[] {
@@ -59,6 +62,21 @@ function concatNames(names: Uint8Array[]): Uint8Array {
   return concatBytes(names.flatMap((name) => [new Uint8Array([0x2f]), name]));
 }
 
+/** An entry `walk` gave out: it keeps its inode (privately), so reading it needs no lookup. */
+class WalkedEntry implements WalkEntry {
+  readonly #image: SquashfsImage;
+  readonly #inode: Inode;
+
+  constructor(readonly path: string, readonly names: Uint8Array[], readonly stat: EntryStat, image: SquashfsImage, inode: Inode) {
+    this.#image = image;
+    this.#inode = inode;
+  }
+
+  static inodeOf(entry: WalkEntry, image: SquashfsImage): Inode | undefined {
+    return entry instanceof WalkedEntry && entry.#image === image ? entry.#inode : undefined;
+  }
+}
+
 /**
  * A SquashFS 4.0 image read through a random-access source. Lookups read
  * only the metadata blocks on the way (using directory indexes); file reads
@@ -67,13 +85,11 @@ function concatNames(names: Uint8Array[]): Uint8Array {
  */
 export class SquashfsImage {
   private readonly metadata: MetadataReader;
-  private readonly inodes = new Lru<string, Promise<Inode>>(1024);
+  private readonly inodes = new Lru<number, Inode>(1024);
   private readonly dataBlocks: Lru<number, Promise<Uint8Array>>;
   private readonly ids: IdLookup;
   private readonly fragments: FragmentLookup;
   private xattrTable: Promise<XattrLookup> | undefined;
-  /** The inodes behind entries `walk` gave out, so reading them needs no lookup. */
-  private readonly walked = new WeakMap<WalkEntry, Inode>();
   private readonly directoryEnd: number;
 
   private constructor(
@@ -154,7 +170,9 @@ export class SquashfsImage {
   }
 
   async stat(path: ImagePath | WalkEntry): Promise<EntryStat> {
-    return this.statOf(await this.target(path));
+    const inode = await this.target(path);
+    await this.ids.load();
+    return this.statOf(inode);
   }
 
   async readdir(path: ImagePath | WalkEntry): Promise<DirEntry[]> {
@@ -205,39 +223,50 @@ export class SquashfsImage {
     });
   }
 
-  /** Every entry, parents before children, children in listing order. */
-  async *walk(): AsyncIterable<WalkEntry> {
+  /**
+   * Every entry, parents before children, children in listing order. A
+   * walk reads every inode and listing, so it first loads the inode and
+   * directory tables whole (a few large reads rather than many small ones).
+   */
+  async *walk(options: { signal?: AbortSignal } = {}): AsyncIterable<WalkEntry> {
+    await this.preloadMetadata(options.signal);
     const root = await this.inodeAt(this.superblock.rootInodeRef);
-    const rootEntry: WalkEntry = { path: '', names: [], stat: await this.statOf(root) };
-    this.walked.set(rootEntry, root);
-    yield rootEntry;
+    yield new WalkedEntry('', [], this.statOf(root), this, root);
     const visited = new Set<number>([root.inodeNumber]);
-    const stack: { inode: DirectoryInode; names: Uint8Array[] }[] = [{ inode: root as DirectoryInode, names: [] }];
+    type Pending = { inode: DirectoryInode; names: Uint8Array[]; path: string };
+    const stack: Pending[] = [{ inode: root as DirectoryInode, names: [], path: '' }];
     while (stack.length > 0) {
-      const { inode, names } = stack.pop()!;
-      const children: { inode: DirectoryInode; names: Uint8Array[] }[] = [];
+      const { inode, names, path } = stack.pop()!;
+      const children: Pending[] = [];
       for (const entry of await this.entriesOf(inode)) {
-        const child = await this.inodeAtPosition(entry.inode);
+        const child = await this.inodeAtPosition(entry.inode, false);
         this.checkEntry(entry, child);
         const childNames = [...names, entry.name];
-        const walkEntry: WalkEntry = { path: childNames.map(decodeUtf8Lossy).join('/'), names: childNames, stat: await this.statOf(child) };
-        this.walked.set(walkEntry, child);
-        yield walkEntry;
+        const childPath = path === '' ? decodeUtf8Lossy(entry.name) : `${path}/${decodeUtf8Lossy(entry.name)}`;
+        yield new WalkedEntry(childPath, childNames, this.statOf(child), this, child);
         if (child.kind === 'directory') {
           if (visited.has(child.inodeNumber)) {
-            throw new SquashfsError('CORRUPT_IMAGE', `directory inode ${child.inodeNumber} appears twice (at ${childNames.map(decodeUtf8Lossy).join('/')}): a loop`);
+            throw new SquashfsError('CORRUPT_IMAGE', `directory inode ${child.inodeNumber} appears twice (at ${childPath}): a loop`);
           }
           visited.add(child.inodeNumber);
-          children.push({ inode: child, names: childNames });
+          children.push({ inode: child, names: childNames, path: childPath });
         }
       }
       stack.push(...children.reverse());
     }
   }
 
+  /** Loads the inode and directory tables whole (up to 64 MiB decompressed), and the id table. */
+  private async preloadMetadata(signal?: AbortSignal): Promise<void> {
+    const sb = this.superblock;
+    await this.metadata.preload(sb.inodeTableStart, sb.directoryTableStart, PRELOAD_BUDGET, signal);
+    await this.metadata.preload(sb.directoryTableStart, this.directoryEnd, PRELOAD_BUDGET, signal);
+    await this.ids.load();
+  }
+
   private async target(path: ImagePath | WalkEntry): Promise<Inode> {
     if (typeof path === 'string' || path instanceof Uint8Array) return this.resolve(path);
-    return this.walked.get(path) ?? this.resolve(concatNames(path.names));
+    return WalkedEntry.inodeOf(path, this) ?? this.resolve(concatNames(path.names));
   }
 
   /** Reads the inode a path names (without following symlinks). */
@@ -261,17 +290,21 @@ export class SquashfsImage {
   }
 
   /** All entries of a directory, validated: sorted, no duplicates. */
-  private async entriesOf(inode: DirectoryInode): Promise<ListingEntry[]> {
-    const entries: ListingEntry[] = [];
-    await this.listing(inode, (e) => {
-      const previous = entries[entries.length - 1];
-      if (previous && compareBytes(previous.name, e.name) >= 0) {
-        throw new SquashfsError('CORRUPT_IMAGE', `directory #${inode.inodeNumber}: "${decodeUtf8Lossy(e.name)}" is out of order or repeated`);
-      }
-      entries.push(e);
-      return true;
-    });
-    return entries;
+  private entriesOf(inode: DirectoryInode): Promise<ListingEntry[]> {
+    return this.listing(inode, () => {
+      const entries: ListingEntry[] = [];
+      return {
+        entries,
+        visit: (e: ListingEntry) => {
+          const previous = entries[entries.length - 1];
+          if (previous && compareBytes(previous.name, e.name) >= 0) {
+            throw new SquashfsError('CORRUPT_IMAGE', `directory #${inode.inodeNumber}: "${decodeUtf8Lossy(e.name)}" is out of order or repeated`);
+          }
+          entries.push(e);
+          return true;
+        },
+      };
+    }).then((r) => r?.entries ?? []);
   }
 
   private async lookup(inode: DirectoryInode, name: Uint8Array): Promise<ListingEntry | undefined> {
@@ -286,52 +319,61 @@ export class SquashfsImage {
       offset = (inode.blockOffset + entry.index) % METADATA_SIZE;
       skipped = entry.index;
     }
-    let found: ListingEntry | undefined;
     const size = inode.fileSize - 3 - skipped;
     if (size <= 0) return undefined;
-    const cursor = new MetadataCursor(this.metadata, this.superblock.directoryTableStart, this.directoryEnd, block, offset);
-    await readListing(cursor, size, this.superblock.directoryTableStart + block, (e) => {
-      const order = compareBytes(e.name, name);
-      if (order === 0) found = e;
-      return order < 0;
+    const { directoryTableStart } = this.superblock;
+    return this.metadata.run((held) => {
+      let found: ListingEntry | undefined;
+      const cursor = new MetadataCursor(this.metadata, held, directoryTableStart, this.directoryEnd, block, offset);
+      readListing(cursor, size, directoryTableStart + block, (e) => {
+        const order = compareBytes(e.name, name);
+        if (order === 0) found = e;
+        return order < 0;
+      });
+      return found;
     });
-    return found;
   }
 
-  private async listing(inode: DirectoryInode, visit: (e: ListingEntry) => boolean): Promise<void> {
+  /** Reads a whole listing; `start` makes the state of one attempt (a decode may run again once blocks are loaded). */
+  private async listing<T extends { visit: (e: ListingEntry) => boolean }>(inode: DirectoryInode, start: () => T): Promise<T | undefined> {
     if (inode.fileSize < 3) throw new SquashfsError('CORRUPT_IMAGE', `directory #${inode.inodeNumber} has size ${inode.fileSize}, less than 3`);
-    if (inode.fileSize === 3) return;
-    const cursor = new MetadataCursor(this.metadata, this.superblock.directoryTableStart, this.directoryEnd, inode.startBlock, inode.blockOffset);
-    await readListing(cursor, inode.fileSize - 3, this.superblock.directoryTableStart + inode.startBlock, visit);
+    if (inode.fileSize === 3) return undefined;
+    const { directoryTableStart } = this.superblock;
+    return this.metadata.run((held) => {
+      const attempt = start();
+      const cursor = new MetadataCursor(this.metadata, held, directoryTableStart, this.directoryEnd, inode.startBlock, inode.blockOffset);
+      readListing(cursor, inode.fileSize - 3, directoryTableStart + inode.startBlock, attempt.visit);
+      return attempt;
+    });
   }
 
   private inodeAt(ref: bigint): Promise<Inode> {
     return this.inodeAtPosition(fromReference(ref));
   }
 
-  private inodeAtPosition(position: { block: number; offset: number }): Promise<Inode> {
-    const key = `${position.block}:${position.offset}`;
-    let pending = this.inodes.get(key);
-    if (!pending) {
-      const sb = this.superblock;
-      const where = sb.inodeTableStart + position.block;
-      pending = (async () => {
-        const cursor = new MetadataCursor(this.metadata, sb.inodeTableStart, sb.directoryTableStart, position.block, position.offset);
-        return decodeInode(cursor, { blockSize: sb.blockSize, where });
-      })();
-      pending.catch(() => this.inodes.delete(key));
-      this.inodes.set(key, pending);
-    }
-    return pending;
+  /** The inode at a position; `cache` false for a walk, which meets each inode once. */
+  private async inodeAtPosition(position: { block: number; offset: number }, cache = true): Promise<Inode> {
+    const key = position.block * METADATA_SIZE + position.offset;
+    const cached = this.inodes.get(key);
+    if (cached) return cached;
+    const sb = this.superblock;
+    const where = sb.inodeTableStart + position.block;
+    const inode = await this.metadata.run((held) => {
+      const cursor = new MetadataCursor(this.metadata, held, sb.inodeTableStart, sb.directoryTableStart, position.block, position.offset);
+      return decodeInode(cursor, { blockSize: sb.blockSize, where });
+    });
+    if (cache) this.inodes.set(key, inode);
+    return inode;
   }
 
-  private async statOf(inode: Inode): Promise<EntryStat> {
+  /** Needs the id table loaded (`ids.load()`). */
+  private statOf(inode: Inode): EntryStat {
     const where = this.superblock.inodeTableStart;
     const stat: EntryStat = {
       type: inode.kind,
       mode: TYPE_BITS[inode.kind] | inode.permissions,
-      uid: await this.ids.get(inode.uidIndex, where),
-      gid: await this.ids.get(inode.gidIndex, where),
+      uid: this.ids.get(inode.uidIndex, where),
+      gid: this.ids.get(inode.gidIndex, where),
       mtime: inode.mtime,
       size: 0,
       nlink: inode.linkCount,
@@ -369,97 +411,47 @@ export class SquashfsImage {
     return inode.fileSize;
   }
 
+  /**
+   * Where a file's contents lie (its fragment entry read), as plain data:
+   * for extractors that read and decode blocks elsewhere, e.g. on other threads.
+   */
+  async fileLayout(path: ImagePath | WalkEntry): Promise<FileLayout> {
+    const inode = await this.target(path);
+    if (inode.kind !== 'file') throw this.notA('regular file', path);
+    if (inode.fragmentIndex === NO_INDEX) return layoutOf(inode);
+    const entry = await this.fragments.get(inode.fragmentIndex);
+    return layoutOf(inode, { start: entry.start, word: entry.size });
+  }
+
   /** Reads a file's blocks in runs of adjacent blocks, then its fragment tail. */
   private async *chunksOf(inode: FileInode): AsyncIterable<FileChunk> {
     const { blockSize, bytesUsed } = this.superblock;
-    const size = inode.fileSize;
-    const sizes = inode.blockSizes;
-    let position = inode.blocksStart;
-    let i = 0;
-    while (i < sizes.length) {
-      const word = sizes[i]!;
-      const length = Math.min(blockSize, size - i * blockSize);
-      if (word === 0) {
-        yield { offset: i * blockSize, hole: length };
-        i++;
+    const layout = layoutOf(inode);
+    for (const run of planRuns(layout, blockSize, bytesUsed, MAX_RUN)) {
+      if (run.kind === 'hole') {
+        yield { offset: run.offset, hole: run.length };
         continue;
       }
-      // Gather the run of stored blocks that follow this one.
-      let end = i;
-      let runBytes = 0;
-      while (end < sizes.length && sizes[end] !== 0) {
-        const stored = this.storedSize(sizes[end]!, inode, end);
-        if (end > i && runBytes + stored > MAX_RUN) break;
-        runBytes += stored;
-        end++;
-      }
-      checkRange(position, runBytes, bytesUsed, `file #${inode.inodeNumber} blocks ${i}..${end - 1}`);
-      const run = await this.source.read(position, runBytes);
+      const bytes = await this.source.read(run.position, run.length);
       // Decode the run's blocks concurrently where the codec can; yield in order.
-      const decoded: Promise<Uint8Array>[] = [];
+      // Off-thread only when there is more than one block to overlap: a thread hop costs more than a small inflate.
       let o = 0;
-      for (let k = i; k < end; k++) {
-        const w = sizes[k]!;
-        const stored = w & DATA_SIZE_MASK;
-        const expected = Math.min(blockSize, size - k * blockSize);
-        // Off-thread only when there is more than one block to overlap: a thread hop costs more than a small inflate.
-        const bytes = run.subarray(o, o + stored);
-        const where = position + o;
-        const block = end - i > 1
-          ? this.decodeBlockAsync(bytes, w, expected, false, where)
-          : Promise.resolve().then(() => this.decodeBlock(bytes, w, expected, false, where));
-        block.catch(() => undefined); // observed below, in order
-        decoded.push(block);
-        o += stored;
-      }
-      for (let k = i; k < end; k++) yield { offset: k * blockSize, bytes: await decoded[k - i]! };
-      position += runBytes;
-      i = end;
+      const decoded = run.blocks.map((block) => {
+        const stored = bytes.subarray(o, o + block.stored);
+        const where = run.position + o;
+        o += block.stored;
+        const pending = run.blocks.length > 1
+          ? decodeDataBlockAsync(this.codec, stored, block.word, block.expected, false, where)
+          : Promise.resolve().then(() => decodeDataBlock(this.codec, stored, block.word, block.expected, false, where));
+        pending.catch(() => undefined); // observed below, in order
+        return pending;
+      });
+      for (let k = 0; k < run.blocks.length; k++) yield { offset: run.blocks[k]!.offset, bytes: await decoded[k]! };
     }
     if (inode.fragmentIndex !== NO_INDEX) {
-      const tail = size - sizes.length * blockSize;
-      if (tail <= 0 || tail >= blockSize) {
-        throw new SquashfsError('CORRUPT_IMAGE', `file #${inode.inodeNumber} has a fragment but a tail of ${tail} bytes`);
-      }
+      const tail = fragmentTail(layout, blockSize);
       const block = await this.fragmentBlock(inode.fragmentIndex);
-      const start = inode.fragmentOffset;
-      if (start + tail > block.length) {
-        throw new SquashfsError('CORRUPT_IMAGE', `file #${inode.inodeNumber}: fragment ${inode.fragmentIndex} holds ${block.length} bytes, the tail wants ${start}..${start + tail}`);
-      }
-      yield { offset: sizes.length * blockSize, bytes: block.subarray(start, start + tail) };
-    }
-  }
-
-  private storedSize(word: number, inode: FileInode, block: number): number {
-    const stored = word & DATA_SIZE_MASK;
-    if ((word & ~(DATA_SIZE_MASK | DATA_UNCOMPRESSED)) !== 0 || stored > this.superblock.blockSize) {
-      throw new SquashfsError('CORRUPT_IMAGE', `file #${inode.inodeNumber} block ${block} has size word 0x${word.toString(16)}`);
-    }
-    return stored;
-  }
-
-  private decodeBlock(stored: Uint8Array, word: number, expected: number, atMost: boolean, where: number): Uint8Array {
-    if (word & DATA_UNCOMPRESSED) {
-      if (atMost ? stored.length > expected : stored.length !== expected) {
-        throw new SquashfsError('CORRUPT_IMAGE', `uncompressed block at ${where} holds ${stored.length} bytes, expected ${expected}`, { offset: where });
-      }
-      return stored;
-    }
-    try {
-      return this.codec.decompress(stored, expected, atMost);
-    } catch (cause) {
-      if (cause instanceof SquashfsError) throw new SquashfsError(cause.code, `block at ${where}: ${cause.message}`, { offset: where, cause });
-      throw cause;
-    }
-  }
-
-  private async decodeBlockAsync(stored: Uint8Array, word: number, expected: number, atMost: boolean, where: number): Promise<Uint8Array> {
-    if (word & DATA_UNCOMPRESSED || !this.codec.decompressAsync) return this.decodeBlock(stored, word, expected, atMost, where);
-    try {
-      return await this.codec.decompressAsync(stored, expected, atMost);
-    } catch (cause) {
-      if (cause instanceof SquashfsError) throw new SquashfsError(cause.code, `block at ${where}: ${cause.message}`, { offset: where, cause });
-      throw cause;
+      yield { offset: tail.offset, bytes: tailOf(block, inode.fragmentOffset, tail.length, inode.inodeNumber, inode.fragmentIndex) };
     }
   }
 
@@ -468,11 +460,11 @@ export class SquashfsImage {
     if (!pending) {
       pending = (async () => {
         const entry = await this.fragments.get(index);
-        const stored = this.storedSize(entry.size, { inodeNumber: 0 } as FileInode, index);
+        const stored = storedLength(entry.size, this.superblock.blockSize, `fragment ${index}`);
         if (entry.size === 0) throw new SquashfsError('CORRUPT_IMAGE', `fragment ${index} has size 0`);
         checkRange(entry.start, stored, this.superblock.bytesUsed, `fragment ${index}`);
         const bytes = await this.source.read(entry.start, stored);
-        return this.decodeBlock(bytes, entry.size, this.superblock.blockSize, true, entry.start);
+        return decodeDataBlock(this.codec, bytes, entry.size, this.superblock.blockSize, true, entry.start);
       })();
       pending.catch(() => this.dataBlocks.delete(index));
       this.dataBlocks.set(index, pending);

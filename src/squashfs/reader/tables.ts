@@ -4,7 +4,7 @@ import { METADATA_SIZE } from '../constants.js';
 import { decodeFragmentEntry, FRAGMENT_ENTRY_SIZE, type FragmentEntry } from '../fragment-table.js';
 import { decodeIdTable } from '../id-table.js';
 import { XATTR_HEADER_SIZE, XATTR_PREFIXES, XATTR_VALUE_OOL, type Xattr } from '../xattr-table.js';
-import { MetadataCursor, type MetadataReader } from './metadata-reader.js';
+import { MetadataCursor, type HeldBlocks, type MetadataReader } from './metadata-reader.js';
 import { checkRange } from './source.js';
 import type { RandomAccessSource } from './types.js';
 import { decodeUtf8Lossy } from '../bytes.js';
@@ -82,8 +82,13 @@ export class IdLookup {
 
   constructor(private readonly table: LookupTable, private readonly count: number) {}
 
-  async get(index: number, where: number): Promise<number> {
+  /** Reads the table (once); `get` needs it loaded. */
+  async load(): Promise<void> {
     this.ids ??= decodeIdTable(await this.table.all(), this.count);
+  }
+
+  get(index: number, where: number): number {
+    if (!this.ids) throw new Error('IdLookup.get before load');
     if (index >= this.ids.length) throw corrupt(`id index ${index} is out of range (${this.ids.length} ids)`, where);
     return this.ids[index]!;
   }
@@ -124,30 +129,32 @@ export class XattrLookup {
     const view = new DataView(data.buffer, data.byteOffset + offset, 16);
     const ref = view.getBigUint64(0, true);
     const count = view.getUint32(8, true);
-    const cursor = this.cursorAt(ref);
-    const result: Xattr[] = [];
-    for (let i = 0; i < count; i++) {
-      const type = await cursor.u16();
-      const nameSize = await cursor.u16();
-      const prefix = XATTR_PREFIXES[type & 0xff];
-      if (prefix === undefined) throw corrupt(`xattr type ${type} is unknown`, this.kvStart);
-      const name = prefix + decodeUtf8Lossy(await cursor.take(nameSize));
-      const valueSize = await cursor.u32();
-      let value: Uint8Array;
-      if (type & XATTR_VALUE_OOL) {
-        if (valueSize !== 8) throw corrupt(`out-of-line xattr value reference of ${valueSize} bytes`, this.kvStart);
-        const ool = await cursor.take(8);
-        const valueCursor = this.cursorAt(new DataView(ool.buffer, ool.byteOffset, 8).getBigUint64(0, true));
-        value = (await valueCursor.take(await valueCursor.u32())).slice();
-      } else {
-        value = (await cursor.take(valueSize)).slice();
+    return this.metadata.run((held) => {
+      const cursor = this.cursorAt(held, ref);
+      const result: Xattr[] = [];
+      for (let i = 0; i < count; i++) {
+        const type = cursor.u16();
+        const nameSize = cursor.u16();
+        const prefix = XATTR_PREFIXES[type & 0xff];
+        if (prefix === undefined) throw corrupt(`xattr type ${type} is unknown`, this.kvStart);
+        const name = prefix + decodeUtf8Lossy(cursor.take(nameSize));
+        const valueSize = cursor.u32();
+        let value: Uint8Array;
+        if (type & XATTR_VALUE_OOL) {
+          if (valueSize !== 8) throw corrupt(`out-of-line xattr value reference of ${valueSize} bytes`, this.kvStart);
+          const ool = cursor.take(8);
+          const valueCursor = this.cursorAt(held, new DataView(ool.buffer, ool.byteOffset, 8).getBigUint64(0, true));
+          value = (valueCursor.take(valueCursor.u32())).slice();
+        } else {
+          value = (cursor.take(valueSize)).slice();
+        }
+        result.push({ name, value });
       }
-      result.push({ name, value });
-    }
-    return result;
+      return result;
+    });
   }
 
-  private cursorAt(ref: bigint): MetadataCursor {
-    return new MetadataCursor(this.metadata, this.kvStart, this.end, Number(ref >> 16n), Number(ref & 0xffffn));
+  private cursorAt(held: HeldBlocks, ref: bigint): MetadataCursor {
+    return new MetadataCursor(this.metadata, held, this.kvStart, this.end, Number(ref >> 16n), Number(ref & 0xffffn));
   }
 }
