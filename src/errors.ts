@@ -58,3 +58,49 @@ export function throwIfAborted(signal: AbortSignal | undefined): void {
     throw new SquashfsError('ABORTED', 'the operation was aborted', { cause: signal.reason });
   }
 }
+
+/** The codes of the backup contract (see docs: createBackup, restoreBackup). */
+export type BackupErrorCode =
+  /** The backup could not be made: source missing or unreadable, upload failed, too large, out of space. */
+  | 'BACKUP_CREATE_ERROR'
+  /** Bad options, or no store configured. */
+  | 'INVALID_BACKUP_CONFIG'
+  /** No backup (image or metadata) under that id or key. */
+  | 'BACKUP_NOT_FOUND'
+  /** The backup's expiry time has passed. */
+  | 'BACKUP_EXPIRED'
+  /** The stored image's size or SHA-256 is not the handle's. */
+  | 'BACKUP_INTEGRITY_ERROR'
+  /** The restore failed (the target was left as it was). */
+  | 'BACKUP_RESTORE_ERROR';
+
+export interface BackupErrorDetails {
+  /** The object key in the store. */
+  key?: string;
+  /** The multipart upload part concerned. */
+  part?: number;
+  /** The HTTP status the store answered. */
+  status?: number;
+  /** A file system path concerned. */
+  path?: string;
+  cause?: unknown;
+}
+
+/** The errors of createBackup, restoreBackup, the uploader and the stores: `code`, and what and where in `message`. */
+export class BackupError extends Error {
+  override readonly name = 'BackupError';
+  readonly code: BackupErrorCode;
+  readonly key?: string;
+  readonly part?: number;
+  readonly status?: number;
+  readonly path?: string;
+
+  constructor(code: BackupErrorCode, message: string, details: BackupErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.code = code;
+    if (details.key !== undefined) this.key = details.key;
+    if (details.part !== undefined) this.part = details.part;
+    if (details.status !== undefined) this.status = details.status;
+    if (details.path !== undefined) this.path = details.path;
+  }
+}

@@ -18,3 +18,11 @@ export {
   type MemorySymlink, type MemoryMeta, type MemorySourceOptions,
 } from './source/memory-source.js';
 export { compressionStreamGzipCodec, deflateWithCompressionStream, hasCompressionStream } from './codecs/compression-stream.js';
+export { BackupError, type BackupErrorCode, type BackupErrorDetails } from './errors.js';
+export { StoreError, type ObjectStore, type ObjectInfo, type CompletedPart } from './uploader/store.js';
+export { withRetry, type RetryOptions } from './uploader/retry.js';
+export {
+  StreamUpload, choosePartSize, MIN_PART_SIZE, MAX_PARTS, type StreamUploadOptions, type UploadProgress, type UploadResult,
+} from './uploader/stream-upload.js';
+export { s3Store, awsPresigner, encodeKey, type S3StoreOptions, type Presigner, type PresignRequest, type AwsPresignerOptions } from './uploader/s3-store.js';
+export { r2Store, type R2BucketLike, type R2MultipartUploadLike, type R2StoreOptions } from './uploader/r2-store.js';

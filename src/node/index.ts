@@ -7,3 +7,4 @@ export { FileSink } from './file-sink.js';
 export { readTreeXattrs } from './xattrs.js';
 export { fileSource, openImage, type FileBackedSource } from './file-source.js';
 export { unpackImage, type UnpackOptions, type UnpackResult } from './unpack.js';
+export { localStore } from './local-store.js';

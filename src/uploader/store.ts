@@ -1,0 +1,72 @@
+/**
+ * Object storage as the uploader and the backup functions see it: multipart
+ * uploads, single puts, ranged reads, head, list, delete. Implementations:
+ * S3-compatible through presigned URLs, the Workers R2 binding, a local
+ * directory (Node). Keys are relative to the store's prefix.
+ */
+export interface ObjectStore {
+  /** Where the store points, for messages ("s3://bucket/prefix", "file:///dir"). */
+  readonly location: string;
+  /**
+   * Starts a multipart upload; returns its id. `partSize` is the size of
+   * every part but the last (a local store uses it to place parts).
+   */
+  createMultipartUpload(key: string, partSize: number, signal?: AbortSignal): Promise<string>;
+  /** Uploads one part; returns its ETag exactly as the store gave it. */
+  uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, signal?: AbortSignal): Promise<string>;
+  /** Completes the upload from its parts, listed in ascending part order. */
+  completeMultipartUpload(key: string, uploadId: string, parts: CompletedPart[], signal?: AbortSignal): Promise<void>;
+  abortMultipartUpload(key: string, uploadId: string, signal?: AbortSignal): Promise<void>;
+  /** Stores a whole object at once. */
+  put(key: string, body: Uint8Array, signal?: AbortSignal): Promise<void>;
+  /** The object's size, or undefined when there is none. */
+  head(key: string, signal?: AbortSignal): Promise<ObjectInfo | undefined>;
+  /** Exactly `length` bytes from `offset`. */
+  getRange(key: string, offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array>;
+  /** The whole object as a stream, or undefined when there is none. */
+  get(key: string, signal?: AbortSignal): Promise<ReadableStream<Uint8Array> | undefined>;
+  /** Every object whose key starts with `prefix`. */
+  list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo>;
+  /** Removes an object (no error when it does not exist). */
+  delete(key: string, signal?: AbortSignal): Promise<void>;
+}
+
+export interface CompletedPart {
+  partNumber: number;
+  etag: string;
+}
+
+export interface ObjectInfo {
+  key: string;
+  size: number;
+}
+
+/**
+ * A store operation that failed: the operation, the key, the HTTP status
+ * where there was one, and whether trying again may help (5xx, 429,
+ * network errors) or not (other 4xx, a malformed answer).
+ */
+export class StoreError extends Error {
+  override readonly name = 'StoreError';
+
+  constructor(
+    message: string,
+    readonly details: { operation: string; key: string; status?: number; retryable: boolean; part?: number; code?: string },
+    cause?: unknown,
+  ) {
+    super(message, cause === undefined ? undefined : { cause });
+  }
+
+  get status(): number | undefined {
+    return this.details.status;
+  }
+
+  get retryable(): boolean {
+    return this.details.retryable;
+  }
+}
+
+/** Whether an HTTP status is worth a retry. */
+export function isRetryableStatus(status: number): boolean {
+  return status >= 500 || status === 429 || status === 408;
+}

@@ -1,0 +1,273 @@
+import { BackupError } from '../errors.js';
+import { withRetry, type RetryOptions } from './retry.js';
+import { StoreError, type CompletedPart, type ObjectStore } from './store.js';
+
+/** R2's (and S3's) smallest part but the last. */
+export const MIN_PART_SIZE = 5 * 1024 * 1024;
+/** R2's (and S3's) most parts in one upload. */
+export const MAX_PARTS = 10_000;
+const MiB = 1024 * 1024;
+
+/**
+ * The part size for a stream of about `expectedSize` bytes: at least 5 MiB,
+ * whole MiB, and large enough that 9,000 parts hold it, leaving a tenth of
+ * the 10,000 for a stream that comes out larger than expected.
+ */
+export function choosePartSize(expectedSize: number): number {
+  return Math.max(MIN_PART_SIZE, Math.ceil(expectedSize / 9_000 / MiB) * MiB);
+}
+
+export interface UploadProgress {
+  /** Bytes written into the upload so far. */
+  bytesProduced: number;
+  /** Bytes the store has acknowledged. */
+  bytesAcknowledged: number;
+  partsDone: number;
+}
+
+export interface StreamUploadOptions {
+  store: ObjectStore;
+  key: string;
+  /** About how many bytes will come; sets the part size (default: the smallest part size). */
+  expectedSize?: number;
+  /** Overrides the part size chosen from `expectedSize` (>= 5 MiB). */
+  partSize?: number;
+  /** Parts uploading at once (default 4). Memory stays within (concurrency + 1) parts. */
+  concurrency?: number;
+  retry?: RetryOptions;
+  signal?: AbortSignal;
+  onProgress?: (progress: UploadProgress) => void;
+}
+
+export interface UploadResult {
+  key: string;
+  size: number;
+  /** 0 for a single PUT. */
+  parts: number;
+  partSize: number;
+}
+
+/**
+ * Uploads an ordered byte stream to a store as it is produced: a multipart
+ * upload of equal parts (the last may be smaller), `concurrency` at a time,
+ * each part kept until the store acknowledges it so a retry re-sends the
+ * same bytes. Part 1 is kept until the end, when `patchHead` has given the
+ * bytes that replace the start of the stream, and goes up last. A stream
+ * no longer than one part is a single PUT. Every failure aborts the
+ * multipart upload and rejects with BACKUP_CREATE_ERROR naming the part and
+ * the status; success is reported only after a HEAD shows the object whole.
+ */
+export class StreamUpload {
+  readonly partSize: number;
+  private readonly store: ObjectStore;
+  private readonly key: string;
+  private readonly concurrency: number;
+  private readonly controller = new AbortController();
+  private current: Uint8Array | undefined;
+  private fill = 0;
+  private partNumber = 1;
+  private first: Uint8Array | undefined;
+  private head: Uint8Array | undefined;
+  private uploadId: Promise<string> | undefined;
+  private readonly running = new Set<Promise<void>>();
+  private readonly etags = new Map<number, string>();
+  private failure: BackupError | undefined;
+  private finished = false;
+  private readonly progress: UploadProgress = { bytesProduced: 0, bytesAcknowledged: 0, partsDone: 0 };
+
+  constructor(private readonly options: StreamUploadOptions) {
+    this.store = options.store;
+    this.key = options.key;
+    this.partSize = options.partSize ?? choosePartSize(options.expectedSize ?? 0);
+    this.concurrency = options.concurrency ?? 4;
+    if (!Number.isInteger(this.partSize) || this.partSize < MIN_PART_SIZE) {
+      throw new BackupError('INVALID_BACKUP_CONFIG', `part size ${this.partSize} is below the minimum of ${MIN_PART_SIZE} bytes`, { key: this.key });
+    }
+    if (!Number.isInteger(this.concurrency) || this.concurrency < 1) {
+      throw new BackupError('INVALID_BACKUP_CONFIG', `upload concurrency must be a positive integer, not ${this.concurrency}`, { key: this.key });
+    }
+    const { signal } = options;
+    if (signal) {
+      if (signal.aborted) this.controller.abort(signal.reason);
+      else signal.addEventListener('abort', () => this.controller.abort(signal.reason), { once: true });
+    }
+  }
+
+  /** Takes the next bytes of the stream; resolves when there is room for more. */
+  async write(chunk: Uint8Array): Promise<void> {
+    let at = 0;
+    while (at < chunk.length) {
+      this.check();
+      if (!this.current) {
+        // Memory bound: the parts in flight, plus part 1, plus the one being filled only when a slot is free.
+        while (this.running.size >= this.concurrency) await Promise.race(this.running);
+        this.check();
+        this.current = new Uint8Array(this.partSize);
+        this.fill = 0;
+      }
+      const n = Math.min(chunk.length - at, this.partSize - this.fill);
+      this.current.set(chunk.subarray(at, at + n), this.fill);
+      this.fill += n;
+      at += n;
+      this.progress.bytesProduced += n;
+      if (this.fill === this.partSize) {
+        this.handOut(this.current, this.partNumber++);
+        this.current = undefined;
+      }
+    }
+    this.options.onProgress?.({ ...this.progress });
+  }
+
+  /** The bytes that replace the start of the stream (e.g. a header known only at the end); they must fit in part 1. */
+  patchHead(bytes: Uint8Array): void {
+    if (bytes.length > this.partSize) throw new BackupError('BACKUP_CREATE_ERROR', `a head of ${bytes.length} bytes does not fit in part 1`, { key: this.key });
+    this.head = bytes.slice();
+  }
+
+  /** Sends what is left, part 1 last, completes the upload and checks the object's size. */
+  async complete(): Promise<UploadResult> {
+    try {
+      this.check();
+      if (this.partNumber === 1) return await this.putWhole();
+      if (this.fill > 0) this.handOut(this.current!.subarray(0, this.fill), this.partNumber++);
+      this.current = undefined;
+      await this.settle();
+      this.check();
+      const total = this.progress.bytesProduced;
+      const first = this.patched(this.first!);
+      this.first = undefined;
+      await this.sendPart(first, 1);
+      this.check();
+      const parts: CompletedPart[] = [...this.etags].sort(([a], [b]) => a - b).map(([partNumber, etag]) => ({ partNumber, etag }));
+      const uploadId = await this.uploadId!;
+      await this.call('complete', undefined, () => this.store.completeMultipartUpload(this.key, uploadId, parts, this.controller.signal));
+      this.finished = true;
+      await this.checkSize(total);
+      return { key: this.key, size: total, parts: parts.length, partSize: this.partSize };
+    } catch (error) {
+      await this.abort(error);
+      throw this.failure;
+    }
+  }
+
+  /**
+   * Gives up: stops what is in flight and aborts the multipart upload (best
+   * effort, tried twice). `reason` becomes the error `complete` and `write` throw.
+   */
+  async abort(reason?: unknown): Promise<void> {
+    this.failure ??= this.asError(reason ?? new Error('the upload was abandoned'));
+    if (!this.controller.signal.aborted) this.controller.abort(this.failure);
+    this.current = undefined;
+    this.first = undefined;
+    await Promise.allSettled(this.running);
+    if (this.finished) {
+      // Completed, but found wrong afterwards: no object is better than a bad one.
+      await this.store.delete(this.key).catch(() => undefined);
+    } else if (this.uploadId) {
+      const uploadId = await this.uploadId.catch(() => undefined);
+      if (uploadId) {
+        for (let attempt = 0; attempt < 2; attempt++) {
+          try {
+            await this.store.abortMultipartUpload(this.key, uploadId);
+            break;
+          } catch {
+            // best effort
+          }
+        }
+      }
+    }
+  }
+
+  private async putWhole(): Promise<UploadResult> {
+    const body = this.patched(this.current ? this.current.subarray(0, this.fill) : new Uint8Array(0));
+    this.current = undefined;
+    await this.call('put', undefined, () => this.store.put(this.key, body, this.controller.signal));
+    this.finished = true;
+    this.acknowledge(body.length);
+    await this.checkSize(body.length);
+    return { key: this.key, size: body.length, parts: 0, partSize: this.partSize };
+  }
+
+  private patched(part: Uint8Array): Uint8Array {
+    if (this.head) {
+      if (this.head.length > part.length) throw new BackupError('BACKUP_CREATE_ERROR', `a head of ${this.head.length} bytes is longer than the ${part.length}-byte stream`, { key: this.key });
+      part.set(this.head, 0);
+    }
+    return part;
+  }
+
+  private handOut(bytes: Uint8Array, partNumber: number): void {
+    if (partNumber === 1) {
+      this.first = bytes;
+      return;
+    }
+    if (partNumber > MAX_PARTS) {
+      throw this.fail(new BackupError('BACKUP_CREATE_ERROR', `${this.key} needs more than ${MAX_PARTS} parts of ${this.partSize} bytes: the stream is larger than expected`, { key: this.key, part: partNumber }));
+    }
+    this.uploadId ??= this.call('create', undefined, () => this.store.createMultipartUpload(this.key, this.partSize, this.controller.signal));
+    const task = this.sendPart(bytes, partNumber).catch((error: unknown) => {
+      this.fail(this.asError(error));
+    });
+    this.running.add(task);
+    void task.finally(() => this.running.delete(task));
+  }
+
+  private async sendPart(bytes: Uint8Array, partNumber: number): Promise<void> {
+    const uploadId = await this.uploadId!;
+    const etag = await this.call('upload part', partNumber, () => this.store.uploadPart(this.key, uploadId, partNumber, bytes, this.controller.signal));
+    this.etags.set(partNumber, etag);
+    this.acknowledge(bytes.length);
+  }
+
+  private acknowledge(bytes: number): void {
+    this.progress.bytesAcknowledged += bytes;
+    this.progress.partsDone++;
+    this.options.onProgress?.({ ...this.progress });
+  }
+
+  private async checkSize(expected: number): Promise<void> {
+    const info = await this.call('head', undefined, () => this.store.head(this.key, this.controller.signal));
+    if (!info || info.size !== expected) {
+      throw new BackupError('BACKUP_CREATE_ERROR', `${this.store.location}/${this.key} is ${info ? `${info.size} bytes` : 'missing'} after the upload, expected ${expected}`, { key: this.key });
+    }
+  }
+
+  /** One store operation with retries; failures become BACKUP_CREATE_ERROR naming the operation, part and status. */
+  private async call<T>(operation: string, part: number | undefined, run: () => Promise<T>): Promise<T> {
+    try {
+      return await withRetry(run, this.options.retry, this.controller.signal);
+    } catch (error) {
+      if (error instanceof BackupError) throw error;
+      if (this.controller.signal.aborted) throw this.fail(this.asError(this.controller.signal.reason));
+      const status = error instanceof StoreError ? error.status : undefined;
+      const where = part === undefined ? operation : `${operation} ${part}`;
+      throw new BackupError(
+        'BACKUP_CREATE_ERROR',
+        `upload of ${this.key} to ${this.store.location} failed at ${where}${status ? ` (HTTP ${status})` : ''}: ${(error as Error).message}`,
+        { key: this.key, part, status, cause: error },
+      );
+    }
+  }
+
+  private async settle(): Promise<void> {
+    while (this.running.size > 0) await Promise.race(this.running);
+  }
+
+  private check(): void {
+    if (this.failure) throw this.failure;
+    if (this.controller.signal.aborted) throw this.fail(this.asError(this.controller.signal.reason));
+  }
+
+  private fail(error: BackupError): BackupError {
+    this.failure ??= error;
+    if (!this.controller.signal.aborted) this.controller.abort(this.failure);
+    return this.failure;
+  }
+
+  private asError(reason: unknown): BackupError {
+    if (reason instanceof BackupError) return reason;
+    const aborted = this.options.signal?.aborted && reason === this.options.signal.reason;
+    const message = aborted ? 'the upload was aborted' : (reason as Error)?.message ?? String(reason);
+    return new BackupError('BACKUP_CREATE_ERROR', `upload of ${this.key} to ${this.store.location} failed: ${message}`, { key: this.key, cause: reason });
+  }
+}
