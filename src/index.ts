@@ -26,3 +26,11 @@ export {
 } from './uploader/stream-upload.js';
 export { s3Store, awsPresigner, encodeKey, type S3StoreOptions, type Presigner, type PresignRequest, type AwsPresignerOptions } from './uploader/s3-store.js';
 export { r2Store, type R2BucketLike, type R2MultipartUploadLike, type R2StoreOptions } from './uploader/r2-store.js';
+export { createBackup, webBackupRuntime } from './backup/web.js';
+export {
+  createBackupWith, checkOptions, type CreateBackupOptions, type BackupProgress, type BackupCompression, type BackupRuntime,
+} from './backup/create.js';
+export { type DirectoryBackup, parseHandle, checkNotExpired, SuperblockLastHasher, DEFAULT_TTL } from './backup/handle.js';
+export {
+  openBackup, listBackups, deleteBackup, pruneExpiredBackups, resolveBackup, storeSource, checkStored, type OpenBackupOptions, type StoreOptions,
+} from './backup/manage.js';

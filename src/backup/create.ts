@@ -1,0 +1,311 @@
+import type { CodecRegistry } from '../codecs/codec.js';
+import { BackupError, SquashfsError } from '../errors.js';
+import { toHex, type HashFactory } from '../hash.js';
+import { concatBytes, decodeUtf8Lossy } from '../squashfs/bytes.js';
+import type { ImageSink, StoredBlock } from '../squashfs/writer/output.js';
+import { writeImage, type WriterOptions } from '../squashfs/writer/writer.js';
+import { excludePatterns, type ExcludeFilter } from '../source/exclude.js';
+import { fsSource, type FsPromisesLike } from '../source/fs-source.js';
+import { S_IFDIR, S_IFMT, type SourcePath, type TreeSource } from '../source/source.js';
+import type { RetryOptions } from '../uploader/retry.js';
+import type { ObjectStore } from '../uploader/store.js';
+import { StreamUpload } from '../uploader/stream-upload.js';
+import { DEFAULT_TTL, imageKey, metadataKey, SuperblockLastHasher, type DirectoryBackup } from './handle.js';
+
+export type BackupCompression = 'zstd' | 'gzip' | { algorithm: 'zstd' | 'gzip'; level?: number };
+
+export interface BackupProgress {
+  phase: 'walk' | 'data' | 'tables' | 'done';
+  entries: number;
+  files: number;
+  /** Source bytes read. */
+  bytesRead: number;
+  /** Image bytes produced. */
+  bytesWritten: number;
+  /** Image bytes the store has acknowledged. */
+  bytesUploaded: number;
+  /** Bytes of all regular files, known after the walk. */
+  totalBytes: number;
+}
+
+export interface CreateBackupOptions {
+  /** Absolute path of an existing directory. */
+  dir: string;
+  /** At most 256 characters, no control characters (default: the directory's name). */
+  name?: string;
+  /** Seconds the backup is kept (> 0; default 3 days). */
+  ttl?: number;
+  /** Where the image goes (Node default: a local directory store). */
+  store?: ObjectStore;
+  /** The source file system, `node:fs/promises`-shaped (memfs works); Node default: the real one. */
+  fs?: FsPromisesLike;
+  /** Default zstd (level 3). */
+  compression?: BackupCompression;
+  /** gitignore-style patterns of entries to leave out. */
+  excludes?: string[];
+  /** Also leave out what the directory's .gitignore lists (and .git itself). */
+  gitignore?: boolean;
+  /** Symlinks are stored, never followed; one that points outside `dir` is reported, or with 'reject-outside' refused. */
+  symlinks?: 'keep' | 'reject-outside';
+  /** Data block size (default 128 KiB). */
+  blockSize?: number;
+  /** Codecs to use (e.g. zstd made from a precompiled WebAssembly.Module in a Worker). */
+  codecs?: CodecRegistry;
+  /** Upload tuning: part size (default from the tree's size), parts in flight (default 4), retries. */
+  upload?: { partSize?: number; concurrency?: number; retry?: RetryOptions };
+  signal?: AbortSignal;
+  onProgress?: (progress: BackupProgress) => void;
+}
+
+/** What a runtime supplies: defaults and primitives (Node: real fs, local store, worker threads). */
+export interface BackupRuntime {
+  defaultStore?(): Promise<ObjectStore>;
+  defaultSource?(): TreeSource;
+  codecs(): Promise<CodecRegistry>;
+  createHash: HashFactory;
+  /** A compressor off the calling thread, where the runtime has one. */
+  compressor?(compression: string): { storeBlock: (data: Uint8Array, level: number) => Promise<StoredBlock>; maxInFlight: number; close(): Promise<void> } | undefined;
+  /** Extended attributes of the tree, where the runtime can read them. */
+  xattrs?(dir: string): Promise<WriterOptions['xattrs']>;
+  randomUUID(): string;
+}
+
+const MAX_NAME = 256;
+
+interface Config {
+  dir: string;
+  name: string;
+  ttl: number;
+  algorithm: 'zstd' | 'gzip';
+  level: number;
+}
+
+/** Checks options; every problem is INVALID_BACKUP_CONFIG saying which option and why. */
+export function checkOptions(options: CreateBackupOptions): Config {
+  const invalid = (message: string) => new BackupError('INVALID_BACKUP_CONFIG', message);
+  if (!options || typeof options !== 'object') throw invalid('createBackup takes an options object');
+  const { dir } = options;
+  if (typeof dir !== 'string' || !dir.startsWith('/')) throw invalid(`dir must be an absolute path, not ${JSON.stringify(dir)}`);
+  const clean = dir.length > 1 ? dir.replace(/\/+$/, '') : dir;
+  const name = options.name ?? (clean.split('/').pop() || '/');
+  if (typeof name !== 'string' || name.length > MAX_NAME) throw invalid(`name must be a string of at most ${MAX_NAME} characters`);
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(name)) throw invalid(`name ${JSON.stringify(name)} contains control characters`);
+  const ttl = options.ttl ?? DEFAULT_TTL;
+  if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0) throw invalid(`ttl must be a positive number of seconds, not ${ttl}`);
+  const compression = options.compression ?? 'zstd';
+  const algorithm = typeof compression === 'string' ? compression : compression?.algorithm;
+  if (algorithm !== 'zstd' && algorithm !== 'gzip') throw invalid(`compression must be 'zstd' or 'gzip', not ${JSON.stringify(algorithm)}`);
+  const level = (typeof compression === 'object' ? compression.level : undefined) ?? (algorithm === 'zstd' ? 3 : 9);
+  const most = algorithm === 'zstd' ? 22 : 9;
+  if (!Number.isInteger(level) || level < 1 || level > most) throw invalid(`${algorithm} level must be 1..${most}, not ${level}`);
+  if (options.symlinks !== undefined && options.symlinks !== 'keep' && options.symlinks !== 'reject-outside') {
+    throw invalid(`symlinks must be 'keep' or 'reject-outside', not ${JSON.stringify(options.symlinks)}`);
+  }
+  return { dir: clean, name, ttl, algorithm, level };
+}
+
+/** One backup of a directory at a time, in call order; a failed one does not block the next. */
+const queues = new Map<string, Promise<unknown>>();
+
+function serialized<T>(dir: string, run: () => Promise<T>): Promise<T> {
+  const previous = queues.get(dir) ?? Promise.resolve();
+  const next = previous.catch(() => undefined).then(run);
+  const tail = next.catch(() => undefined);
+  queues.set(dir, tail);
+  void tail.then(() => {
+    if (queues.get(dir) === tail) queues.delete(dir);
+  });
+  return next;
+}
+
+/** createBackup on a given runtime (the package's entries bind their own). */
+export function createBackupWith(runtime: BackupRuntime, options: CreateBackupOptions): Promise<DirectoryBackup> {
+  let config: Config;
+  try {
+    config = checkOptions(options);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  return serialized(config.dir, () => create(runtime, config, options));
+}
+
+async function create(runtime: BackupRuntime, config: Config, options: CreateBackupOptions): Promise<DirectoryBackup> {
+  const { dir } = config;
+  const store = options.store ?? (await runtime.defaultStore?.());
+  if (!store) throw new BackupError('INVALID_BACKUP_CONFIG', 'no store configured: pass `store` (s3Store, r2Store, localStore)');
+  const base = options.fs ? fsSource(options.fs) : runtime.defaultSource?.();
+  if (!base) throw new BackupError('INVALID_BACKUP_CONFIG', 'no file system to read: pass `fs` (node:fs/promises-shaped, e.g. memfs)');
+  const failed = (message: string, cause?: unknown, path?: string) => new BackupError('BACKUP_CREATE_ERROR', message, { cause, path });
+
+  const top = await base.lstat(dir).catch((cause: unknown) => {
+    const missing = cause instanceof SquashfsError && cause.code === 'SOURCE_NOT_FOUND';
+    throw failed(`${dir} ${missing ? 'does not exist' : `cannot be read: ${(cause as Error).message}`}`, cause, dir);
+  });
+  if ((top.mode & S_IFMT) !== S_IFDIR) throw failed(`${dir} is not a directory`, undefined, dir);
+
+  const warnings: string[] = [];
+  const source = watchSymlinks(base, dir, options.symlinks ?? 'keep', warnings);
+  const exclude = await excludeFilter(base, dir, options);
+  const codecs = options.codecs ?? (await runtime.codecs());
+  const compressor = runtime.compressor?.(config.algorithm);
+  const id = runtime.randomUUID();
+  const key = imageKey(id);
+  const hasher = new SuperblockLastHasher(runtime.createHash());
+  const progress: BackupProgress = { phase: 'walk', entries: 0, files: 0, bytesRead: 0, bytesWritten: 0, bytesUploaded: 0, totalBytes: 0 };
+  const report = () => options.onProgress?.({ ...progress });
+  let expected = 0;
+  let upload: StreamUpload | undefined;
+  let head: Uint8Array | undefined;
+  const sink: ImageSink = {
+    write: async (chunk) => {
+      hasher.update(chunk);
+      upload ??= new StreamUpload({
+        store, key, expectedSize: expected, signal: options.signal, ...options.upload,
+        onProgress: (p) => {
+          progress.bytesUploaded = p.bytesAcknowledged;
+          report();
+        },
+      });
+      await upload.write(chunk);
+    },
+    finish: (superblock) => {
+      head = superblock.slice();
+      upload!.patchHead(head);
+    },
+  };
+
+  let result;
+  try {
+    result = await writeImage(source, dir, sink, {
+      compression: config.algorithm,
+      level: config.level,
+      blockSize: options.blockSize,
+      codecs,
+      createHash: runtime.createHash,
+      storeBlock: compressor?.storeBlock,
+      maxInFlight: compressor?.maxInFlight,
+      exclude,
+      xattrs: options.fs ? undefined : await runtime.xattrs?.(dir),
+      signal: options.signal,
+      onProgress: (p) => {
+        // Room for the metadata on top of the data: part sizes are picked from this.
+        if (p.phase === 'data') expected = p.totalBytes + p.entries * 512 + (1 << 20);
+        Object.assign(progress, { phase: p.phase, entries: p.entries, files: p.files, bytesRead: p.bytesRead, bytesWritten: p.bytesWritten, totalBytes: p.totalBytes });
+        report();
+      },
+    });
+    await upload!.complete();
+  } catch (error) {
+    await upload?.abort(error);
+    throw asCreateError(error, dir, store, key);
+  } finally {
+    await compressor?.close();
+  }
+
+  const now = Date.now();
+  const backup: DirectoryBackup = {
+    format: 'squashfs-4.0',
+    id,
+    name: config.name,
+    dir,
+    key,
+    size: result.imageSize,
+    sha256: toHex(hasher.digest(head)),
+    compression: config.algorithm,
+    level: config.level,
+    blockSize: result.blockSize,
+    createdAt: new Date(now).toISOString(),
+    expiresAt: new Date(now + config.ttl * 1000).toISOString(),
+    files: result.files,
+    entries: result.inodes,
+    warnings,
+  };
+  try {
+    await store.put(metadataKey(id), new TextEncoder().encode(`${JSON.stringify(backup, null, 2)}\n`), options.signal);
+  } catch (error) {
+    await store.delete(key).catch(() => undefined);
+    throw failed(`the backup's metadata could not be stored at ${store.location}/${metadataKey(id)}: ${(error as Error).message}`, error);
+  }
+  progress.phase = 'done';
+  report();
+  return backup;
+}
+
+function asCreateError(error: unknown, dir: string, store: ObjectStore, key: string): BackupError {
+  if (error instanceof BackupError) return error.code === 'BACKUP_CREATE_ERROR' || error.code === 'INVALID_BACKUP_CONFIG' ? error : new BackupError('BACKUP_CREATE_ERROR', error.message, { cause: error, key });
+  if (error instanceof SquashfsError) {
+    const what = error.code === 'ABORTED' ? 'the backup was aborted' : error.message;
+    return new BackupError('BACKUP_CREATE_ERROR', `backup of ${dir} to ${store.location} failed: ${what}`, { cause: error, path: error.path, key });
+  }
+  return new BackupError('BACKUP_CREATE_ERROR', `backup of ${dir} to ${store.location} failed: ${(error as Error)?.message ?? String(error)}`, { cause: error, key });
+}
+
+/** The path of an entry relative to the backed-up directory. */
+function relativeTo(dir: string, path: SourcePath): string {
+  const text = typeof path === 'string' ? path : decodeUtf8Lossy(path);
+  return text === dir ? '' : text.slice(dir === '/' ? 1 : dir.length + 1);
+}
+
+/** Resolves "." and ".." in a relative POSIX path; undefined when it climbs above its start. */
+function normalize(path: string): string | undefined {
+  const out: string[] = [];
+  for (const part of path.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part === '..') {
+      if (out.length === 0) return undefined;
+      out.pop();
+    } else out.push(part);
+  }
+  return out.join('/');
+}
+
+/** Reports (or refuses) symlinks whose target resolves outside `dir`; they are stored as links either way. */
+function watchSymlinks(source: TreeSource, dir: string, policy: 'keep' | 'reject-outside', warnings: string[]): TreeSource {
+  return {
+    ...source,
+    lstat: (p) => source.lstat(p),
+    readdir: (p) => source.readdir(p),
+    open: (p) => source.open(p),
+    xattrs: source.xattrs?.bind(source),
+    readlink: async (path) => {
+      const target = await source.readlink(path);
+      const text = decodeUtf8Lossy(target);
+      const rel = relativeTo(dir, path);
+      const parent = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
+      const inside = text.startsWith('/') ? text === dir || text.startsWith(`${dir}/`) : normalize(`${parent}/${text}`) !== undefined;
+      if (!inside) {
+        const message = `symlink ${rel} -> ${text} points outside ${dir}`;
+        if (policy === 'reject-outside') throw new BackupError('BACKUP_CREATE_ERROR', `${message} (symlinks: 'reject-outside')`, { path: `${dir}/${rel}` });
+        warnings.push(message);
+      }
+      return target;
+    },
+  };
+}
+
+/** Patterns from `excludes`, and with `gitignore` the directory's .gitignore and .git. */
+async function excludeFilter(source: TreeSource, dir: string, options: CreateBackupOptions): Promise<ExcludeFilter | undefined> {
+  const patterns = [...(options.excludes ?? [])];
+  if (options.gitignore) {
+    patterns.push('.git');
+    const path = dir === '/' ? '/.gitignore' : `${dir}/.gitignore`;
+    const file = await source.open(path).catch(() => undefined);
+    if (file) {
+      try {
+        const chunks: Uint8Array[] = [];
+        for (let position = 0; ; ) {
+          const buffer = new Uint8Array(65536);
+          const n = await file.read(buffer, position);
+          if (n === 0) break;
+          chunks.push(buffer.subarray(0, n));
+          position += n;
+        }
+        patterns.push(...new TextDecoder().decode(concatBytes(chunks)).split(/\r?\n/));
+      } finally {
+        await file.close();
+      }
+    }
+  }
+  return excludePatterns(patterns.filter((p) => p.trim() !== '' && !p.startsWith('#')));
+}

@@ -1,0 +1,259 @@
+/**
+ * createBackup / restoreBackup / openBackup / listBackups / deleteBackup /
+ * pruneExpiredBackups on a local store and on a real S3-compatible server
+ * (s3rver behind the fault proxy), with the tricky tree compared entry by
+ * entry after the round trip.
+ */
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Volume } from 'memfs';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { BackupError, deleteBackup, listBackups, openBackup, pruneExpiredBackups, s3Store, type ObjectStore } from '../src/index.js';
+import { createBackup, localStore, restoreBackup } from '../src/node/index.js';
+import { compareTrees } from './helpers/oracles.js';
+import { ACCESS_KEY, SECRET_KEY, startS3, type S3Harness } from './helpers/s3-server.js';
+import { makeTrickyTree, pseudoRandomBytes } from './helpers/tree.js';
+
+let work: string;
+let tree: string;
+let s3: S3Harness;
+beforeAll(async () => {
+  work = await fsp.mkdtemp(path.join(os.tmpdir(), 'sqfs-backup-'));
+  tree = path.join(work, 'tree');
+  await makeTrickyTree(tree, { blockSize: 131072 });
+  s3 = await startS3();
+});
+afterAll(async () => {
+  await s3?.close();
+  await fsp.rm(work, { recursive: true, force: true });
+});
+beforeEach(() => s3.reset());
+
+const s3store = (endpoint = s3.endpoint, prefix = 'backups') =>
+  s3Store({ endpoint, bucket: s3.bucket, prefix, accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY });
+
+/** Counts ranged reads and bytes through a store. */
+function counting(store: ObjectStore) {
+  const stats = { ranges: 0, bytes: 0 };
+  const wrapped: ObjectStore = {
+    ...store,
+    location: store.location,
+    getRange: async (key, offset, length, signal) => {
+      stats.ranges++;
+      stats.bytes += length;
+      return store.getRange(key, offset, length, signal);
+    },
+  };
+  return { store: wrapped, stats };
+}
+
+describe.each([
+  ['a local store', () => localStore(path.join(work, 'store'))],
+  ['S3 (s3rver behind the proxy)', () => s3store()],
+])('round trip through %s', (_label, makeStore) => {
+  it('backs up the tricky tree and restores it exactly, into another directory', async () => {
+    const store = makeStore();
+    const backup = await createBackup({ dir: tree, store, name: 'tricky', ttl: 3600 });
+    expect(JSON.parse(JSON.stringify(backup))).toEqual(backup);
+    expect(backup).toMatchObject({ format: 'squashfs-4.0', name: 'tricky', dir: tree, compression: 'zstd', level: 3 });
+    const target = path.join(work, `restored-${Math.random().toString(36).slice(2)}`);
+    const result = await restoreBackup(backup, { store, dir: target });
+    expect(result.dir).toBe(target);
+    expect(await compareTrees(tree, target)).toEqual([]);
+    expect(s3.violations).toEqual([]);
+    expect(s3.openUploads()).toEqual([]);
+    // By id alone, too, and listed.
+    const again = path.join(work, `again-${Math.random().toString(36).slice(2)}`);
+    await restoreBackup(backup.id, { store, dir: again });
+    expect(await compareTrees(tree, again)).toEqual([]);
+    expect((await listBackups({ store })).map((b) => b.id)).toContain(backup.id);
+  });
+});
+
+describe('what goes wrong, goes wrong with its code and touches nothing', () => {
+  let store: ObjectStore;
+  let target: string;
+  beforeAll(async () => {
+    store = localStore(path.join(work, 'store-errors'));
+  });
+  beforeEach(async () => {
+    target = path.join(work, `target-${Math.random().toString(36).slice(2)}`);
+    await fsp.mkdir(target);
+    await fsp.writeFile(path.join(target, 'precious.txt'), 'keep me\n');
+  });
+  const untouched = async () => {
+    expect(await fsp.readdir(target)).toEqual(['precious.txt']);
+    expect((await fsp.readdir(path.dirname(target))).filter((n) => n.startsWith(`.${path.basename(target)}.`))).toEqual([]);
+  };
+
+  it('an expired handle: BACKUP_EXPIRED', async () => {
+    const backup = await createBackup({ dir: tree, store, ttl: 0.001 });
+    await new Promise((r) => setTimeout(r, 5));
+    await expect(restoreBackup(backup, { store, dir: target })).rejects.toMatchObject({ code: 'BACKUP_EXPIRED' });
+    await expect(openBackup(backup, { store })).rejects.toMatchObject({ code: 'BACKUP_EXPIRED' });
+    await untouched();
+    expect((await pruneExpiredBackups({ store })).map((b) => b.id)).toContain(backup.id);
+    expect(await store.head(backup.key)).toBeUndefined();
+  });
+
+  it('a tampered image (one byte flipped in the store): BACKUP_INTEGRITY_ERROR', async () => {
+    const backup = await createBackup({ dir: tree, store });
+    const file = path.join(work, 'store-errors', backup.key);
+    const bytes = await fsp.readFile(file);
+    bytes[Math.floor(bytes.length / 2)] ^= 0x40;
+    await fsp.writeFile(file, bytes);
+    const error = await restoreBackup(backup, { store, dir: target }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'BACKUP_INTEGRITY_ERROR' });
+    expect((error as Error).message).toMatch(/sha256/);
+    await untouched();
+  });
+
+  it('a missing object, and a wrong store: BACKUP_NOT_FOUND', async () => {
+    const backup = await createBackup({ dir: tree, store });
+    await fsp.rm(path.join(work, 'store-errors', backup.key));
+    await expect(restoreBackup(backup, { store, dir: target })).rejects.toMatchObject({ code: 'BACKUP_NOT_FOUND' });
+    const elsewhere = localStore(path.join(work, 'store-empty'));
+    await expect(restoreBackup(backup.id, { store: elsewhere, dir: target })).rejects.toMatchObject({ code: 'BACKUP_NOT_FOUND' });
+    await expect(deleteBackup(backup.id, { store: elsewhere })).rejects.toMatchObject({ code: 'BACKUP_NOT_FOUND' });
+    await untouched();
+  });
+
+  it.each([
+    ['a relative dir', { dir: 'relative/dir' }, 'INVALID_BACKUP_CONFIG'],
+    ['ttl 0', { ttl: 0 }, 'INVALID_BACKUP_CONFIG'],
+    ['ttl -5', { ttl: -5 }, 'INVALID_BACKUP_CONFIG'],
+    ['a name with a control character', { name: 'bad\u0007name' }, 'INVALID_BACKUP_CONFIG'],
+    ['a name of 257 characters', { name: 'n'.repeat(257) }, 'INVALID_BACKUP_CONFIG'],
+    ['an unknown compression', { compression: 'brotli' }, 'INVALID_BACKUP_CONFIG'],
+    ['a missing dir', { dir: '/nonexistent/sqfs-test' }, 'BACKUP_CREATE_ERROR'],
+  ] as const)('%s: %s', async (_label, patch, code) => {
+    const error = await createBackup({ dir: tree, store, ...(patch as object) }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BackupError);
+    expect(error).toMatchObject({ code });
+  });
+
+  it('a file where a directory should be: BACKUP_CREATE_ERROR, and nothing is stored', async () => {
+    const before = [];
+    for await (const item of store.list('')) before.push(item.key);
+    const file = path.join(work, 'not-a-dir');
+    await fsp.writeFile(file, 'x');
+    await expect(createBackup({ dir: file, store })).rejects.toMatchObject({ code: 'BACKUP_CREATE_ERROR', message: expect.stringMatching(/not a directory/) });
+    const after = [];
+    for await (const item of store.list('')) after.push(item.key);
+    expect(after).toEqual(before);
+  });
+
+  it('a restore whose download fails half way leaves the previous contents intact', async () => {
+    const big = path.join(work, 'big-tree');
+    await fsp.mkdir(big, { recursive: true });
+    await fsp.writeFile(path.join(big, 'random.bin'), pseudoRandomBytes(12 << 20, 5));
+    const remote = s3store();
+    const backup = await createBackup({ dir: big, store: remote });
+    s3.faults = (r) => (r.op === 'get' ? { reset: true } : undefined);
+    const error = await restoreBackup(backup, { store: remote, dir: target }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BackupError);
+    expect(['BACKUP_RESTORE_ERROR', 'BACKUP_INTEGRITY_ERROR']).toContain((error as BackupError).code);
+    await untouched();
+  });
+
+  it('an upload that fails leaves no object and no metadata behind', async () => {
+    const remote = s3store(s3.endpoint, 'failing');
+    s3.faults = (r) => (r.op === 'put' || r.op === 'part' ? { status: 500 } : undefined);
+    const error = await createBackup({ dir: tree, store: remote, upload: { retry: { attempts: 2, baseDelayMs: 1 } } }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'BACKUP_CREATE_ERROR' });
+    s3.faults = () => undefined;
+    const left = [];
+    for await (const item of s3store(s3.direct, 'failing').list('')) left.push(item.key);
+    expect(left).toEqual([]);
+    expect(s3.openUploads()).toEqual([]);
+  });
+});
+
+describe('concurrency, ranged reads, other sources', () => {
+  it('ten concurrent backups of one directory run one at a time, and each restores to its own content', async () => {
+    const dir = path.join(work, 'changing');
+    await fsp.mkdir(dir, { recursive: true });
+    const store = localStore(path.join(work, 'store-concurrent'));
+    let running = 0;
+    let most = 0;
+    const backups = await Promise.all(
+      Array.from({ length: 10 }, async (_, i) => {
+        await fsp.writeFile(path.join(dir, `call-${i}.txt`), `call ${i}\n`);
+        let started = false;
+        return createBackup({
+          dir, store, name: `call ${i}`,
+          onProgress: (p) => {
+            if (!started) {
+              started = true;
+              most = Math.max(most, ++running);
+            }
+            if (p.phase === 'done') running--;
+          },
+        });
+      }),
+    );
+    expect(most).toBe(1);
+    expect(new Set(backups.map((b) => b.id)).size).toBe(10);
+    for (const backup of backups.slice(0, 3)) {
+      const out = path.join(work, `concurrent-${backup.id}`);
+      await restoreBackup(backup, { store, dir: out });
+      expect((await fsp.readdir(out)).length).toBe(backup.files);
+    }
+  });
+
+  it('openBackup reads one small file out of a 100 MB backup with a handful of ranged requests', async () => {
+    const dir = path.join(work, 'hundred');
+    await fsp.mkdir(path.join(dir, 'a/b/c'), { recursive: true });
+    for (let i = 0; i < 10; i++) await fsp.writeFile(path.join(dir, `blob-${i}.bin`), pseudoRandomBytes(10 << 20, 100 + i));
+    await fsp.writeFile(path.join(dir, 'a/b/c/analysis.json'), '{"result": 42}\n');
+    const remote = s3store();
+    const backup = await createBackup({ dir, store: remote, compression: 'gzip' });
+    expect(backup.size).toBeGreaterThan(100 << 20);
+    const { store, stats } = counting(remote);
+    const image = await openBackup(backup, { store });
+    expect(new TextDecoder().decode(await image.readFile('/a/b/c/analysis.json'))).toBe('{"result": 42}\n');
+    console.log(`openBackup: one file from a ${backup.size}-byte backup in ${stats.ranges} ranged requests, ${stats.bytes} bytes`);
+    expect(stats.ranges).toBeLessThanOrEqual(12);
+    expect(stats.bytes).toBeLessThan(200_000);
+  });
+
+  it('backs up a memfs tree (the fs option) with gzip, and excludes by pattern', async () => {
+    const vol = Volume.fromJSON({ '/data/keep.txt': 'keep\n', '/data/skip.log': 'skip\n', '/data/node_modules/x/index.js': 'x\n', '/data/sub/also.txt': 'also\n' });
+    const store = localStore(path.join(work, 'store-memfs'));
+    const backup = await createBackup({
+      dir: '/data', fs: vol.promises as never, store, compression: { algorithm: 'gzip', level: 6 }, excludes: ['*.log', 'node_modules'],
+    });
+    const image = await openBackup(backup, { store });
+    const names: string[] = [];
+    for await (const entry of image.walk()) names.push(entry.path);
+    expect(names.sort()).toEqual(['', 'keep.txt', 'sub', 'sub/also.txt']);
+  });
+
+  it('gitignore: the directory .gitignore and .git are left out', async () => {
+    const dir = path.join(work, 'repo');
+    await fsp.mkdir(path.join(dir, '.git'), { recursive: true });
+    await fsp.mkdir(path.join(dir, 'build'), { recursive: true });
+    await fsp.writeFile(path.join(dir, '.git/HEAD'), 'ref\n');
+    await fsp.writeFile(path.join(dir, '.gitignore'), '# comment\nbuild/\n*.tmp\n!keep.tmp\n');
+    await fsp.writeFile(path.join(dir, 'build/out.o'), 'o');
+    await fsp.writeFile(path.join(dir, 'a.tmp'), 't');
+    await fsp.writeFile(path.join(dir, 'keep.tmp'), 'k');
+    await fsp.writeFile(path.join(dir, 'src.c'), 'c');
+    const store = localStore(path.join(work, 'store-git'));
+    const image = await openBackup(await createBackup({ dir, store, gitignore: true }), { store });
+    expect((await image.readdir('/')).map((e) => e.name).sort()).toEqual(['.gitignore', 'keep.tmp', 'src.c']);
+  });
+
+  it("symlinks pointing outside dir are reported, or refused with symlinks: 'reject-outside'", async () => {
+    const dir = path.join(work, 'links');
+    await fsp.mkdir(path.join(dir, 'sub'), { recursive: true });
+    await fsp.symlink('../sub', path.join(dir, 'sub/up-and-back'));
+    await fsp.symlink('../../elsewhere', path.join(dir, 'sub/outside'));
+    await fsp.symlink('/etc/passwd', path.join(dir, 'absolute'));
+    const store = localStore(path.join(work, 'store-links'));
+    const backup = await createBackup({ dir, store });
+    expect(backup.warnings.sort()).toEqual([`symlink absolute -> /etc/passwd points outside ${dir}`, `symlink sub/outside -> ../../elsewhere points outside ${dir}`]);
+    await expect(createBackup({ dir, store, symlinks: 'reject-outside' })).rejects.toMatchObject({ code: 'BACKUP_CREATE_ERROR' });
+  });
+});
