@@ -257,3 +257,40 @@ describe('concurrency, ranged reads, other sources', () => {
     await expect(createBackup({ dir, store, symlinks: 'reject-outside' })).rejects.toMatchObject({ code: 'BACKUP_CREATE_ERROR' });
   });
 });
+
+describe('sqfs backup / restore / backups / ls and cat by id', () => {
+  it('backs up to a file:// store, lists, reads by id, restores, deletes', async () => {
+    const { main } = await import('../src/cli/main.js');
+    const run = async (...argv: string[]) => {
+      let out = '';
+      let err = '';
+      const bytes: Uint8Array[] = [];
+      const code = await main(argv, {
+        stdout: (t) => void (out += t), stderr: (t) => void (err += t), stdoutBytes: async (b) => void bytes.push(b.slice()), progress: undefined,
+      });
+      return { code, out, err, bytes: Buffer.concat(bytes).toString() };
+    };
+    const storeUrl = `file://${path.join(work, 'cli-store')}`;
+    const made = await run('backup', tree, '--store', storeUrl, '--name', 'from the cli', '--ttl', '600', '--comp', 'gzip', '--exclude', '*.bin');
+    expect(made.code, made.err).toBe(0);
+    const handle = JSON.parse(made.out);
+    expect(handle).toMatchObject({ name: 'from the cli', compression: 'gzip' });
+    const listed = await run('backups', 'list', '--store', storeUrl);
+    expect(listed.out).toContain(handle.id);
+    const ls = await run('ls', handle.id, '/', '--store', storeUrl);
+    expect(ls.code, ls.err).toBe(0);
+    const handleFile = path.join(work, 'handle.json');
+    await fsp.writeFile(handleFile, made.out);
+    const out = path.join(work, 'cli-restored');
+    const restored = await run('restore', handleFile, out, '--store', storeUrl);
+    expect(restored.code, restored.err).toBe(0);
+    const names = await fsp.readdir(out);
+    expect(names.length).toBeGreaterThan(3);
+    expect(names.filter((n) => n.endsWith('.bin'))).toEqual([]);
+    const file = names.find((n) => n.endsWith('.txt'));
+    if (file) expect((await run('cat', handle.id, `/${file}`, '--store', storeUrl)).bytes).toBe(await fsp.readFile(path.join(out, file), 'utf8'));
+    expect((await run('backups', 'delete', handle.id, '--store', storeUrl)).code).toBe(0);
+    expect((await run('restore', handle.id, out, '--store', storeUrl)).code).toBe(1);
+    expect((await run('backup', 'relative/dir', '--ttl', '-1')).code).toBe(2);
+  });
+});

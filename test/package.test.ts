@@ -45,6 +45,10 @@ describe('package', () => {
         await fsp.access(path.join(root, target.types));
       }
     }
+    // Workers and browsers get the main entry; Node gets the one with Node's defaults (real fs, local store).
+    for (const condition of ['workerd', 'worker', 'browser']) expect(pkg.exports['.'][condition].default).toBe('./dist/index.js');
+    expect(pkg.exports['.'].node).toEqual(pkg.exports['./node']);
+    expect(Object.keys(pkg.exports['.']).slice(0, 4)).toEqual(['workerd', 'worker', 'browser', 'node']);
   });
 
   it('keeps node: modules out of the main entry', async () => {
@@ -64,6 +68,13 @@ describe('package', () => {
     }
     const node = await import(path.join(dist, 'node.js'));
     expect(typeof node.packDirectory).toBe('function');
+    for (const name of ['createBackup', 'openBackup', 'listBackups', 'deleteBackup', 'pruneExpiredBackups', 's3Store', 'r2Store', 'StreamUpload']) {
+      expect(typeof esm[name], name).toBe('function');
+      expect(typeof cjs[name], name).toBe('function');
+    }
+    expect(typeof node.restoreBackup).toBe('function');
+    expect(typeof node.localStore).toBe('function');
+    expect(node.createBackup).not.toBe(esm.createBackup); // Node's binds the real fs and a local store
   });
 
   it('runs the sqfs binary from dist', async () => {

@@ -1,7 +1,8 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { SquashfsError } from '../errors.js';
+import { BackupError, SquashfsError } from '../errors.js';
 import { packDirectory } from '../node/pack.js';
 import { formatBytes, ProgressLine } from './progress.js';
+import { backup, backups, restore } from './backup-commands.js';
 import { cat, info, ls, unpack } from './read-commands.js';
 
 export interface CliIo {
@@ -31,6 +32,16 @@ commands:
   cat <image> <path>            write a file's contents to stdout
   unpack <image> <dir> [--force]   extract everything (into a new directory, swapped in at the end)
   info <image> [--json]         superblock, compressor and counts
+  backup <dir> [--store URL] [--name N] [--ttl SECONDS] [--comp zstd|gzip] [--level N] [--exclude P]... [--gitignore]
+                                back up a directory into a store; prints the handle (JSON)
+  restore <handle.json | id> [dir] [--store URL]
+                                restore a backup (into its own directory by default; replaces the contents)
+  backups list [--json] | delete <id> | prune   [--store URL]
+                                list, delete, or delete the expired backups of a store
+
+  ls and cat also take a backup id in place of <image> (read by range from the store).
+  --store: file:///path, or s3://bucket/prefix with --endpoint URL (or SQFS_S3_ENDPOINT) and
+  AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or R2_*); default $SQFS_STORE, else a local folder.
 
 exit codes: 0 ok, 1 bad image, not found or failure, 2 usage
 `;
@@ -114,7 +125,7 @@ async function pack(ctx: CliContext): Promise<number> {
   return 0;
 }
 
-const COMMANDS: Record<string, (ctx: CliContext) => Promise<number>> = { pack, ls, cat, unpack, info };
+const COMMANDS: Record<string, (ctx: CliContext) => Promise<number>> = { pack, ls, cat, unpack, info, backup, restore, backups };
 
 function writeStdout(bytes: Uint8Array): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -155,9 +166,9 @@ export async function main(argv: string[], io: CliIo = {}): Promise<number> {
       full.stderr(`sqfs ${command}: ${error.message}\n${USAGE}`);
       return 2;
     }
-    if (error instanceof SquashfsError) {
+    if (error instanceof SquashfsError || error instanceof BackupError) {
       full.stderr(`sqfs ${command}: ${error.message} [${error.code}]\n`);
-      return error.code === 'INVALID_OPTION' ? 2 : 1;
+      return error.code === 'INVALID_OPTION' || error.code === 'INVALID_BACKUP_CONFIG' ? 2 : 1;
     }
     full.stderr(`sqfs ${command}: ${(error as Error)?.stack ?? String(error)}\n`);
     return 1;

@@ -1,4 +1,7 @@
+import { existsSync } from 'node:fs';
+import { isBackupId } from '../backup/handle.js';
 import { SquashfsError } from '../errors.js';
+import { openBackupById, STORE_OPTIONS, type storeFrom } from './backup-commands.js';
 import { openImage } from '../node/file-source.js';
 import { unpackImage } from '../node/unpack.js';
 import { concatBytes } from '../squashfs/bytes.js';
@@ -8,8 +11,9 @@ import { longLine } from './listing.js';
 import type { CliContext } from './main.js';
 import { formatBytes, ProgressLine } from './progress.js';
 
-async function withImage<T>(path: string, fn: (image: SquashfsImage) => Promise<T>): Promise<T> {
-  const image = await openImage(path);
+/** Opens an image file, or (for ls and cat) a stored backup named by its id. */
+async function withImage<T>(path: string, fn: (image: SquashfsImage) => Promise<T>, backupFrom?: { ctx: CliContext; values: Parameters<typeof storeFrom>[1] }): Promise<T> {
+  const image = backupFrom && isBackupId(path) && !existsSync(path) ? await openBackupById(backupFrom.ctx, path, backupFrom.values) : await openImage(path);
   try {
     return await fn(image);
   } finally {
@@ -23,7 +27,7 @@ const NEWLINE = new Uint8Array([0x0a]);
 
 /** sqfs ls <image> [path] [-l] [-R]: names are written as the raw bytes they are. */
 export async function ls(ctx: CliContext): Promise<number> {
-  const { values, positionals } = ctx.parse({ long: { type: 'boolean', short: 'l' }, recursive: { type: 'boolean', short: 'R' } });
+  const { values, positionals } = ctx.parse({ ...STORE_OPTIONS, long: { type: 'boolean', short: 'l' }, recursive: { type: 'boolean', short: 'R' } });
   if (positionals.length < 1 || positionals.length > 2) throw ctx.usage('ls takes <image> [path]');
   const [imagePath, inner = '/'] = positionals as [string, string?];
   return withImage(imagePath, async (image) => {
@@ -53,12 +57,12 @@ export async function ls(ctx: CliContext): Promise<number> {
       await print(start, pathOf(start), top);
     }
     return 0;
-  });
+  }, { ctx, values });
 }
 
 /** sqfs cat <image> <path> */
 export async function cat(ctx: CliContext): Promise<number> {
-  const { positionals } = ctx.parse({});
+  const { values, positionals } = ctx.parse({ ...STORE_OPTIONS });
   if (positionals.length !== 2) throw ctx.usage('cat takes <image> <path>');
   const [imagePath, inner] = positionals as [string, string];
   return withImage(imagePath, async (image) => {
@@ -66,7 +70,7 @@ export async function cat(ctx: CliContext): Promise<number> {
     if (stat.type !== 'file') throw new SquashfsError('NOT_FOUND', `${inner} is a ${stat.type}, not a regular file`, { path: inner });
     for await (const chunk of image.readChunks(inner)) await ctx.outBytes(chunk.bytes ?? new Uint8Array(chunk.hole));
     return 0;
-  });
+  }, { ctx, values });
 }
 
 /** sqfs unpack <image> <dir> [--force] */

@@ -1,0 +1,66 @@
+#!/usr/bin/env node
+// Upload benchmark against s3rver on 127.0.0.1 (started here, storing in tmpfs):
+//  1. StreamUpload throughput vs one plain PUT of the same bytes;
+//  2. peak RSS of a 1 GiB synthetic stream (8 MiB parts, 4 in flight), in a child under GNU time;
+//  3. createBackup to S3 vs packDirectory to a file on the bench corpus (same compression).
+// Usage: node bench/upload.mjs [--mib 256] [--skip-1g] [--skip-corpus]
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import S3rver from 's3rver';
+
+const dist = fileURLToPath(new URL('../dist/', import.meta.url));
+const lib = await import(path.join(dist, 'node.js'));
+const args = process.argv.slice(2);
+const MiB = 1024 * 1024;
+const creds = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+
+if (args[0] === '--child-1g') {
+  // The child: streams 1 GiB through StreamUpload; its peak RSS is what GNU time reports.
+  const store = lib.s3Store({ endpoint: args[1], bucket: 'bench', ...creds });
+  const up = new lib.StreamUpload({ store, key: 'one-gib', partSize: 8 * MiB, concurrency: 4 });
+  const chunk = new Uint8Array(128 * 1024).map((_, i) => (i * 31) & 0xff);
+  for (let written = 0; written < 1024 * MiB; written += chunk.length) await up.write(chunk);
+  const result = await up.complete();
+  console.log(JSON.stringify(result));
+  process.exit(0);
+}
+
+const dir = mkdtempSync('/dev/shm/s3rver-bench-');
+const server = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: dir, configureBuckets: [{ name: 'bench' }], allowMismatchedSignatures: true });
+const { port } = await server.run();
+const endpoint = `http://127.0.0.1:${port}`;
+const store = lib.s3Store({ endpoint, bucket: 'bench', ...creds });
+const mib = Number(args[args.indexOf('--mib') + 1]) || 256;
+const data = new Uint8Array(mib * MiB).map((_, i) => (i * 2654435761) >>> 24);
+const time = async (fn) => { const t = performance.now(); await fn(); return (performance.now() - t) / 1000; };
+const rows = [];
+try {
+  const put = await time(() => store.put('plain', data));
+  const streamed = await time(async () => {
+    const up = new lib.StreamUpload({ store, key: 'streamed', partSize: 8 * MiB, concurrency: 4 });
+    for (let at = 0; at < data.length; at += 1 << 20) await up.write(data.subarray(at, at + (1 << 20)));
+    await up.complete();
+  });
+  rows.push(`| ${mib} MiB, one plain PUT | ${put.toFixed(2)} s | ${(mib / put).toFixed(0)} MiB/s | 1.00× |`);
+  rows.push(`| ${mib} MiB, StreamUpload (8 MiB parts, 4 in flight) | ${streamed.toFixed(2)} s | ${(mib / streamed).toFixed(0)} MiB/s | ${(streamed / put).toFixed(2)}× |`);
+  if (!args.includes('--skip-1g')) {
+    const child = spawnSync('/usr/bin/time', ['-f', '%M %e', process.execPath, fileURLToPath(import.meta.url), '--child-1g', endpoint], { encoding: 'utf8' });
+    const [rssKiB, wall] = child.stderr.trim().split('\n').at(-1).split(' ').map(Number);
+    const bound = (4 + 1) * 8;
+    rows.push(`| 1 GiB stream, 8 MiB parts, 4 in flight (child process) | ${wall.toFixed(2)} s | ${(1024 / wall).toFixed(0)} MiB/s | peak RSS ${(rssKiB / 1024).toFixed(0)} MiB (parts bound ${bound} MiB + Node) |`);
+  }
+  if (!args.includes('--skip-corpus')) {
+    const corpus = fileURLToPath(new URL('./corpus/tree', import.meta.url));
+    const file = path.join(dir, 'corpus.sqfs');
+    const pack = await time(() => lib.packDirectory(corpus, file, { compression: 'zstd', level: 3 }));
+    const backup = await time(() => lib.createBackup({ dir: corpus, store, compression: 'zstd' }));
+    rows.push(`| corpus: packDirectory to a file (zstd 3) | ${pack.toFixed(2)} s | | 1.00× |`);
+    rows.push(`| corpus: createBackup to S3 (zstd 3) | ${backup.toFixed(2)} s | | ${(backup / pack).toFixed(2)}× |`);
+  }
+  console.log(['| what | wall | throughput | × baseline |', '| --- | ---: | ---: | ---: |', ...rows].join('\n'));
+} finally {
+  await server.close();
+  rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,145 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseHandle, isBackupId, type DirectoryBackup } from '../backup/handle.js';
+import { deleteBackup, listBackups, openBackup, pruneExpiredBackups } from '../backup/manage.js';
+import { BackupError } from '../errors.js';
+import { createBackup, defaultStoreDirectory, restoreBackup } from '../node/backup.js';
+import { loadNodeCodecs } from '../node/codecs.js';
+import { localStore } from '../node/local-store.js';
+import type { SquashfsImage } from '../squashfs/reader/image.js';
+import { s3Store } from '../uploader/s3-store.js';
+import type { ObjectStore } from '../uploader/store.js';
+import type { CliContext } from './main.js';
+import { formatBytes, ProgressLine } from './progress.js';
+
+export const STORE_OPTIONS = {
+  store: { type: 'string' },
+  endpoint: { type: 'string' },
+  region: { type: 'string' },
+} as const;
+
+/**
+ * The store a --store URL names: file:///path, s3://bucket/prefix (with
+ * --endpoint or SQFS_S3_ENDPOINT; credentials from the environment), or by
+ * default $SQFS_STORE, else the local data directory (said on first use).
+ */
+export function storeFrom(ctx: CliContext, values: { store?: string; endpoint?: string; region?: string }): ObjectStore {
+  const url = values.store ?? process.env.SQFS_STORE;
+  if (!url) {
+    const dir = defaultStoreDirectory();
+    if (!existsSync(dir)) ctx.err(`sqfs: using the local store ${dir} (set --store or SQFS_STORE to choose another)\n`);
+    return localStore(dir);
+  }
+  if (url.startsWith('file://')) return localStore(fileURLToPath(url));
+  if (url.startsWith('s3://')) {
+    const [bucket, ...prefix] = url.slice(5).split('/');
+    const endpoint = values.endpoint ?? process.env.SQFS_S3_ENDPOINT;
+    if (!bucket) throw ctx.usage(`--store ${url} names no bucket`);
+    if (!endpoint) throw ctx.usage(`--store ${url} needs --endpoint URL (or SQFS_S3_ENDPOINT)`);
+    return s3Store({ endpoint, bucket, prefix: prefix.join('/'), region: values.region ?? process.env.AWS_REGION });
+  }
+  if (isAbsolute(url)) return localStore(url);
+  throw ctx.usage(`--store takes file:///path or s3://bucket/prefix, not "${url}"`);
+}
+
+/** A handle from a JSON file, or an id. */
+function handleFrom(ctx: CliContext, text: string): DirectoryBackup | string {
+  if (isBackupId(text) && !existsSync(text)) return text;
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(text, 'utf8'));
+  } catch (cause) {
+    throw new BackupError('INVALID_BACKUP_CONFIG', `${text} is neither a backup id nor a readable handle file: ${(cause as Error).message}`, { cause });
+  }
+  return parseHandle(json, text);
+}
+
+/** sqfs backup <dir> [--store URL] [--name N] [--ttl S] [--comp zstd|gzip] [--exclude P]... [--gitignore] */
+export async function backup(ctx: CliContext): Promise<number> {
+  const { values, positionals } = ctx.parse({
+    ...STORE_OPTIONS,
+    name: { type: 'string' },
+    ttl: { type: 'string' },
+    comp: { type: 'string' },
+    level: { type: 'string' },
+    exclude: { type: 'string', multiple: true },
+    gitignore: { type: 'boolean' },
+  });
+  if (positionals.length !== 1) throw ctx.usage('backup takes <dir>');
+  const store = storeFrom(ctx, values);
+  const ttl = values.ttl === undefined ? undefined : Number(values.ttl);
+  if (ttl !== undefined && !(ttl > 0)) throw ctx.usage(`--ttl takes a positive number of seconds, got "${values.ttl}"`);
+  const comp = values.comp ?? 'zstd';
+  if (comp !== 'zstd' && comp !== 'gzip') throw ctx.usage(`--comp takes zstd or gzip, got "${comp}"`);
+  const progress = new ProgressLine(ctx.progress);
+  const handle = await createBackup({
+    dir: resolve(positionals[0]!),
+    store,
+    name: values.name,
+    ttl,
+    compression: { algorithm: comp, level: values.level === undefined ? undefined : Number(values.level) },
+    excludes: values.exclude,
+    gitignore: values.gitignore,
+    onProgress: (p) =>
+      progress.update(() =>
+        p.phase === 'walk'
+          ? `scanning: ${p.entries} entries`
+          : `backing up: ${formatBytes(p.bytesRead)} / ${formatBytes(p.totalBytes)} read, ${formatBytes(p.bytesUploaded)} stored`,
+      ),
+  }).finally(() => progress.done());
+  for (const warning of handle.warnings) ctx.err(`sqfs backup: warning: ${warning}\n`);
+  ctx.out(`${JSON.stringify(handle, null, 2)}\n`);
+  return 0;
+}
+
+/** sqfs restore <handle.json | id> [dir] [--store URL] */
+export async function restore(ctx: CliContext): Promise<number> {
+  const { values, positionals } = ctx.parse({ ...STORE_OPTIONS });
+  if (positionals.length < 1 || positionals.length > 2) throw ctx.usage('restore takes <handle.json | id> [dir]');
+  const store = storeFrom(ctx, values);
+  const progress = new ProgressLine(ctx.progress);
+  const result = await restoreBackup(handleFrom(ctx, positionals[0]!), {
+    store,
+    dir: positionals[1] === undefined ? undefined : resolve(positionals[1]),
+    onWarning: (message) => ctx.err(`sqfs restore: warning: ${message}\n`),
+    onProgress: (p) => progress.update(() => `${p.phase === 'download' ? 'downloading' : 'extracting'}: ${formatBytes(p.bytes)} / ${formatBytes(p.total)}`),
+  }).finally(() => progress.done());
+  ctx.err(`${result.dir}: ${result.entries} entries, ${formatBytes(result.bytes)}\n`);
+  return 0;
+}
+
+/** sqfs backups list | delete <id> | prune  [--store URL] */
+export async function backups(ctx: CliContext): Promise<number> {
+  const { values, positionals } = ctx.parse({ ...STORE_OPTIONS, json: { type: 'boolean' } });
+  const [action, id] = positionals;
+  const store = storeFrom(ctx, values);
+  if (action === 'list' && positionals.length === 1) {
+    const all = await listBackups({ store });
+    if (values.json) ctx.out(`${JSON.stringify(all, null, 2)}\n`);
+    else {
+      const now = Date.now();
+      for (const b of all) {
+        const state = now > Date.parse(b.expiresAt) ? 'expired' : `expires ${b.expiresAt}`;
+        ctx.out(`${b.id}  ${b.createdAt}  ${formatBytes(b.size).padStart(10)}  ${state}  ${b.name}  (${b.dir})\n`);
+      }
+    }
+    return 0;
+  }
+  if (action === 'delete' && id !== undefined && positionals.length === 2) {
+    await deleteBackup(id, { store });
+    ctx.err(`deleted ${id}\n`);
+    return 0;
+  }
+  if (action === 'prune' && positionals.length === 1) {
+    const gone = await pruneExpiredBackups({ store });
+    ctx.err(`pruned ${gone.length} expired backup${gone.length === 1 ? '' : 's'}\n`);
+    return 0;
+  }
+  throw ctx.usage('backups takes list, delete <id> or prune');
+}
+
+/** For ls and cat: a backup id (not a file) opens the stored backup by range. */
+export async function openBackupById(ctx: CliContext, id: string, values: { store?: string; endpoint?: string; region?: string }): Promise<SquashfsImage> {
+  return openBackup(id, { store: storeFrom(ctx, values), codecs: await loadNodeCodecs() });
+}
