@@ -88,6 +88,16 @@ describe('StreamUpload to S3 (s3rver behind the fault proxy)', () => {
     expectSame(await readAll(direct(), 'small.sqfs'), expected(small, head));
   });
 
+  it('a stream of exactly one part is a single PUT; of exactly three parts, three equal parts', async () => {
+    const one = pseudoRandomBytes(5 * MiB, 14);
+    expect((await upload(viaProxy(), 'exact-1.sqfs', one, {}, head)).parts).toBe(0);
+    expectSame(await readAll(direct(), 'exact-1.sqfs'), expected(one, head));
+    const three = pseudoRandomBytes(15 * MiB, 15);
+    expect((await upload(viaProxy(), 'exact-3.sqfs', three, {}, head)).parts).toBe(3);
+    expectSame(await readAll(direct(), 'exact-3.sqfs'), expected(three, head));
+    expect(s3.violations).toEqual([]);
+  });
+
   it('rides out transient faults on a fifth of the requests (500, 503, 429, resets, slow answers, <Error> on complete)', async () => {
     let seed = 7;
     const random = () => {

@@ -80,6 +80,27 @@ export interface S3StoreOptions {
   fetch?: typeof fetch;
 }
 
+/** Node's fetch (undici) copies buffer bodies; Workers' fetch wants a known length, which a buffer has. */
+const copiesBodies =
+  typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string' &&
+  (globalThis as { navigator?: { userAgent?: string } }).navigator?.userAgent !== 'Cloudflare-Workers';
+
+/**
+ * A request body that fetch does not copy: fetch copies a Uint8Array body
+ * (the spec's "extract a body" takes a copy), which would double the
+ * uploader's memory; a one-chunk stream with its length declared is sent as is.
+ */
+function sized(body: Uint8Array): RequestInit {
+  if (!copiesBodies) return { body: body as Uint8Array<ArrayBuffer>, headers: { 'content-length': String(body.length) } };
+  const stream = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      controller.enqueue(body);
+      controller.close();
+    },
+  });
+  return { body: stream, headers: { 'content-length': String(body.length) }, duplex: 'half' } as RequestInit;
+}
+
 /** Reads the credentials the usual environment variables hold, where the runtime has an environment. */
 function environmentCredentials(): { accessKeyId?: string; secretAccessKey?: string; sessionToken?: string } {
   const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env ?? {};
@@ -157,7 +178,7 @@ export function s3Store(options: S3StoreOptions): ObjectStore {
     async uploadPart(key, uploadId, partNumber, body, signal) {
       const response = await request(
         'upload part', key, { method: 'PUT', key: full(key), query: { partNumber: String(partNumber), uploadId } },
-        { body: body as Uint8Array<ArrayBuffer>, signal, headers: { 'content-length': String(body.length) } }, [], partNumber,
+        { ...sized(body), signal }, [], partNumber,
       );
       await response.body?.cancel();
       const etag = response.headers.get('etag');
@@ -179,7 +200,7 @@ export function s3Store(options: S3StoreOptions): ObjectStore {
     },
 
     async put(key, body, signal) {
-      const response = await request('put', key, { method: 'PUT', key: full(key) }, { body: body as Uint8Array<ArrayBuffer>, signal, headers: { 'content-length': String(body.length) } });
+      const response = await request('put', key, { method: 'PUT', key: full(key) }, { ...sized(body), signal });
       await response.body?.cancel();
     },
 

@@ -71,6 +71,8 @@ export class StreamUpload {
   private uploadId: Promise<string> | undefined;
   private readonly running = new Set<Promise<void>>();
   private readonly etags = new Map<number, string>();
+  /** Part buffers the store has acknowledged, for reuse: memory stays at the bound without waiting for the GC. */
+  private readonly spare: Uint8Array[] = [];
   private failure: BackupError | undefined;
   private finished = false;
   private readonly progress: UploadProgress = { bytesProduced: 0, bytesAcknowledged: 0, partsDone: 0 };
@@ -102,7 +104,7 @@ export class StreamUpload {
         // Memory bound: the parts in flight, plus part 1, plus the one being filled only when a slot is free.
         while (this.running.size >= this.concurrency) await Promise.race(this.running);
         this.check();
-        this.current = new Uint8Array(this.partSize);
+        this.current = this.spare.pop() ?? new Uint8Array(this.partSize);
         this.fill = 0;
       }
       const n = Math.min(chunk.length - at, this.partSize - this.fill);
@@ -113,6 +115,7 @@ export class StreamUpload {
       if (this.fill === this.partSize) {
         this.handOut(this.current, this.partNumber++);
         this.current = undefined;
+        this.fill = 0;
       }
     }
     this.options.onProgress?.({ ...this.progress });
@@ -128,8 +131,10 @@ export class StreamUpload {
   async complete(): Promise<UploadResult> {
     try {
       this.check();
-      if (this.partNumber === 1) return await this.putWhole();
-      if (this.fill > 0) this.handOut(this.current!.subarray(0, this.fill), this.partNumber++);
+      // No more than one part: a single PUT.
+      if (this.partNumber === 1) return await this.putWhole(this.current ? this.current.subarray(0, this.fill) : new Uint8Array(0));
+      if (this.partNumber === 2 && !this.current) return await this.putWhole(this.first!);
+      if (this.current && this.fill > 0) this.handOut(this.current.subarray(0, this.fill), this.partNumber++);
       this.current = undefined;
       await this.settle();
       this.check();
@@ -178,9 +183,10 @@ export class StreamUpload {
     }
   }
 
-  private async putWhole(): Promise<UploadResult> {
-    const body = this.patched(this.current ? this.current.subarray(0, this.fill) : new Uint8Array(0));
+  private async putWhole(bytes: Uint8Array): Promise<UploadResult> {
+    const body = this.patched(bytes);
     this.current = undefined;
+    this.first = undefined;
     await this.call('put', undefined, () => this.store.put(this.key, body, this.controller.signal));
     this.finished = true;
     this.acknowledge(body.length);
@@ -217,6 +223,9 @@ export class StreamUpload {
     const etag = await this.call('upload part', partNumber, () => this.store.uploadPart(this.key, uploadId, partNumber, bytes, this.controller.signal));
     this.etags.set(partNumber, etag);
     this.acknowledge(bytes.length);
+    if (partNumber !== 1 && bytes.byteLength === this.partSize && bytes.byteOffset === 0 && this.spare.length < this.concurrency) {
+      this.spare.push(new Uint8Array(bytes.buffer, 0, this.partSize));
+    }
   }
 
   private acknowledge(bytes: number): void {
