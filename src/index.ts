@@ -34,3 +34,4 @@ export { type DirectoryBackup, parseHandle, checkNotExpired, SuperblockLastHashe
 export {
   openBackup, listBackups, deleteBackup, pruneExpiredBackups, resolveBackup, storeSource, checkStored, type OpenBackupOptions, type StoreOptions,
 } from './backup/manage.js';
+export { restoreBackup, type FsWriteLike, type WebRestoreOptions, type WebRestoreResult } from './backup/restore.js';
