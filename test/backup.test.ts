@@ -230,7 +230,7 @@ describe('concurrency, ranged reads, other sources', () => {
     expect(names.sort()).toEqual(['', 'keep.txt', 'sub', 'sub/also.txt']);
   });
 
-  it('gitignore: the directory .gitignore and .git are left out', async () => {
+  it('gitignore: every .gitignore applies to its directory (deeper rules win, negations too), and .git is left out', async () => {
     const dir = path.join(work, 'repo');
     await fsp.mkdir(path.join(dir, '.git'), { recursive: true });
     await fsp.mkdir(path.join(dir, 'build'), { recursive: true });
@@ -240,9 +240,28 @@ describe('concurrency, ranged reads, other sources', () => {
     await fsp.writeFile(path.join(dir, 'a.tmp'), 't');
     await fsp.writeFile(path.join(dir, 'keep.tmp'), 'k');
     await fsp.writeFile(path.join(dir, 'src.c'), 'c');
+    await fsp.mkdir(path.join(dir, 'lib/vendor'), { recursive: true });
+    await fsp.writeFile(path.join(dir, 'lib/.gitignore'), 'vendor/\n!b.tmp\n/only-here.txt\n');
+    await fsp.writeFile(path.join(dir, 'lib/vendor/v.c'), 'v');
+    await fsp.writeFile(path.join(dir, 'lib/a.tmp'), 'a');
+    await fsp.writeFile(path.join(dir, 'lib/b.tmp'), 'b');
+    await fsp.writeFile(path.join(dir, 'lib/only-here.txt'), 'x');
+    await fsp.writeFile(path.join(dir, 'only-here.txt'), 'kept: the rule is anchored to lib/');
     const store = localStore(path.join(work, 'store-git'));
     const image = await openBackup(await createBackup({ dir, store, gitignore: true }), { store });
-    expect((await image.readdir('/')).map((e) => e.name).sort()).toEqual(['.gitignore', 'keep.tmp', 'src.c']);
+    const names: string[] = [];
+    for await (const entry of image.walk()) if (entry.path) names.push(entry.path);
+    expect(names.sort()).toEqual(['.gitignore', 'keep.tmp', 'lib', 'lib/.gitignore', 'lib/b.tmp', 'only-here.txt', 'src.c']);
+    // git itself agrees, where it is installed.
+    const git = await import('node:child_process').then(({ execFileSync }) => {
+      try {
+        execFileSync('git', ['init', '-q', dir]);
+        return execFileSync('git', ['-C', dir, 'ls-files', '--others', '--exclude-standard'], { encoding: 'utf8' });
+      } catch {
+        return undefined;
+      }
+    });
+    if (git !== undefined) expect(git.trim().split('\n').sort()).toEqual(names.filter((n) => n !== 'lib').sort());
   });
 
   it("symlinks pointing outside dir are reported, or refused with symlinks: 'reject-outside'", async () => {

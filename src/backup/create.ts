@@ -1,7 +1,7 @@
 import type { CodecRegistry } from '../codecs/codec.js';
 import { BackupError, SquashfsError } from '../errors.js';
 import { toHex, type HashFactory } from '../hash.js';
-import { concatBytes, decodeUtf8Lossy } from '../squashfs/bytes.js';
+import { decodeUtf8Lossy } from '../squashfs/bytes.js';
 import type { ImageSink, StoredBlock } from '../squashfs/writer/output.js';
 import { writeImage, type WriterOptions } from '../squashfs/writer/writer.js';
 import { excludePatterns, type ExcludeFilter } from '../source/exclude.js';
@@ -10,6 +10,7 @@ import { S_IFDIR, S_IFMT, type SourcePath, type TreeSource } from '../source/sou
 import type { RetryOptions } from '../uploader/retry.js';
 import type { ObjectStore } from '../uploader/store.js';
 import { StreamUpload } from '../uploader/stream-upload.js';
+import { gitignoreFilter } from './gitignore.js';
 import { DEFAULT_TTL, imageKey, metadataKey, SuperblockLastHasher, type DirectoryBackup } from './handle.js';
 
 export type BackupCompression = 'zstd' | 'gzip' | { algorithm: 'zstd' | 'gzip'; level?: number };
@@ -43,7 +44,7 @@ export interface CreateBackupOptions {
   compression?: BackupCompression;
   /** gitignore-style patterns of entries to leave out. */
   excludes?: string[];
-  /** Also leave out what the directory's .gitignore lists (and .git itself). */
+  /** Also leave out what git would: what every .gitignore in the tree lists (each for its own directory), and .git. */
   gitignore?: boolean;
   /** Symlinks are stored, never followed; one that points outside `dir` is reported, or with 'reject-outside' refused. */
   symlinks?: 'keep' | 'reject-outside';
@@ -284,28 +285,8 @@ function watchSymlinks(source: TreeSource, dir: string, policy: 'keep' | 'reject
   };
 }
 
-/** Patterns from `excludes`, and with `gitignore` the directory's .gitignore and .git. */
+/** Patterns from `excludes`, and with `gitignore` what git would leave out (every .gitignore in the tree, and .git). */
 async function excludeFilter(source: TreeSource, dir: string, options: CreateBackupOptions): Promise<ExcludeFilter | undefined> {
-  const patterns = [...(options.excludes ?? [])];
-  if (options.gitignore) {
-    patterns.push('.git');
-    const path = dir === '/' ? '/.gitignore' : `${dir}/.gitignore`;
-    const file = await source.open(path).catch(() => undefined);
-    if (file) {
-      try {
-        const chunks: Uint8Array[] = [];
-        for (let position = 0; ; ) {
-          const buffer = new Uint8Array(65536);
-          const n = await file.read(buffer, position);
-          if (n === 0) break;
-          chunks.push(buffer.subarray(0, n));
-          position += n;
-        }
-        patterns.push(...new TextDecoder().decode(concatBytes(chunks)).split(/\r?\n/));
-      } finally {
-        await file.close();
-      }
-    }
-  }
-  return excludePatterns(patterns.filter((p) => p.trim() !== '' && !p.startsWith('#')));
+  const patterns = excludePatterns((options.excludes ?? []).filter((p) => p.trim() !== ''));
+  return options.gitignore ? gitignoreFilter(source, dir, patterns) : patterns;
 }
