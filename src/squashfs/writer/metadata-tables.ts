@@ -71,7 +71,7 @@ export function writeMetadataTables(root: TreeNode, options: MetadataTablesOptio
       const fileSize = listing.size + 3;
       const extended = xattrIndex !== NO_INDEX || fileSize > 0xffff || listing.index.length > 0;
       inode = {
-        ...header,
+        permissions: header.permissions, uidIndex: header.uidIndex, gidIndex: header.gidIndex, mtime: header.mtime, inodeNumber: header.inodeNumber,
         kind: 'directory',
         type: extended ? InodeType.EXT_DIR : InodeType.DIR,
         startBlock: listing.startBlock,
@@ -123,7 +123,7 @@ function leafInode(record: InodeRecord, header: Omit<InodeHeader, 'type'>, xattr
       const fileSize = record.stat.size;
       const extended = hasXattrs || linkCount > 1 || fileSize > U32_MAX || layout.blocksStart > U32_MAX || layout.sparse > 0;
       return {
-        ...header,
+        permissions: header.permissions, uidIndex: header.uidIndex, gidIndex: header.gidIndex, mtime: header.mtime, inodeNumber: header.inodeNumber,
         kind: 'file',
         type: extended ? InodeType.EXT_FILE : InodeType.FILE,
         blocksStart: layout.blocksStart,
@@ -137,11 +137,11 @@ function leafInode(record: InodeRecord, header: Omit<InodeHeader, 'type'>, xattr
       };
     }
     case 'symlink':
-      return { ...header, kind: 'symlink', type: (hasXattrs ? basic + EXTENDED : basic) as InodeType, linkCount, target: record.target!, xattrIndex };
+      return { permissions: header.permissions, uidIndex: header.uidIndex, gidIndex: header.gidIndex, mtime: header.mtime, inodeNumber: header.inodeNumber, kind: 'symlink', type: (hasXattrs ? basic + EXTENDED : basic) as InodeType, linkCount, target: record.target!, xattrIndex };
     case 'block-device':
     case 'char-device':
       return {
-        ...header,
+        permissions: header.permissions, uidIndex: header.uidIndex, gidIndex: header.gidIndex, mtime: header.mtime, inodeNumber: header.inodeNumber,
         kind: record.kind,
         type: (hasXattrs ? basic + EXTENDED : basic) as InodeType,
         linkCount,
@@ -150,7 +150,7 @@ function leafInode(record: InodeRecord, header: Omit<InodeHeader, 'type'>, xattr
       };
     case 'fifo':
     case 'socket':
-      return { ...header, kind: record.kind, type: (hasXattrs ? basic + EXTENDED : basic) as InodeType, linkCount, xattrIndex };
+      return { permissions: header.permissions, uidIndex: header.uidIndex, gidIndex: header.gidIndex, mtime: header.mtime, inodeNumber: header.inodeNumber, kind: record.kind, type: (hasXattrs ? basic + EXTENDED : basic) as InodeType, linkCount, xattrIndex };
     case 'directory':
       throw new Error('directories are written with their listing');
   }
