@@ -232,21 +232,24 @@ describe('concurrency, ranged reads, other sources', () => {
 
   it('gitignore: every .gitignore applies to its directory (deeper rules win, negations too), and .git is left out', async () => {
     const dir = path.join(work, 'repo');
-    await fsp.mkdir(path.join(dir, '.git'), { recursive: true });
-    await fsp.mkdir(path.join(dir, 'build'), { recursive: true });
-    await fsp.writeFile(path.join(dir, '.git/HEAD'), 'ref\n');
-    await fsp.writeFile(path.join(dir, '.gitignore'), '# comment\nbuild/\n*.tmp\n!keep.tmp\n');
-    await fsp.writeFile(path.join(dir, 'build/out.o'), 'o');
-    await fsp.writeFile(path.join(dir, 'a.tmp'), 't');
-    await fsp.writeFile(path.join(dir, 'keep.tmp'), 'k');
-    await fsp.writeFile(path.join(dir, 'src.c'), 'c');
-    await fsp.mkdir(path.join(dir, 'lib/vendor'), { recursive: true });
-    await fsp.writeFile(path.join(dir, 'lib/.gitignore'), 'vendor/\n!b.tmp\n/only-here.txt\n');
-    await fsp.writeFile(path.join(dir, 'lib/vendor/v.c'), 'v');
-    await fsp.writeFile(path.join(dir, 'lib/a.tmp'), 'a');
-    await fsp.writeFile(path.join(dir, 'lib/b.tmp'), 'b');
-    await fsp.writeFile(path.join(dir, 'lib/only-here.txt'), 'x');
-    await fsp.writeFile(path.join(dir, 'only-here.txt'), 'kept: the rule is anchored to lib/');
+    const layout: Record<string, string> = {
+      '.git/HEAD': 'ref\n',
+      '.gitignore': '# comment\nbuild/\n*.tmp\n!keep.tmp\n',
+      'build/out.o': 'o',
+      'a.tmp': 't',
+      'keep.tmp': 'k',
+      'src.c': 'c',
+      'lib/.gitignore': 'vendor/\n!b.tmp\n/only-here.txt\n',
+      'lib/vendor/v.c': 'v',
+      'lib/a.tmp': 'a',
+      'lib/b.tmp': 'b',
+      'lib/only-here.txt': 'x',
+      'only-here.txt': 'kept: the rule is anchored to lib/',
+    };
+    for (const [name, content] of Object.entries(layout)) {
+      await fsp.mkdir(path.dirname(path.join(dir, name)), { recursive: true });
+      await fsp.writeFile(path.join(dir, name), content);
+    }
     const store = localStore(path.join(work, 'store-git'));
     const image = await openBackup(await createBackup({ dir, store, gitignore: true }), { store });
     const names: string[] = [];

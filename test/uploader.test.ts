@@ -7,6 +7,7 @@
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import fc from 'fast-check';
 import { Miniflare } from 'miniflare';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { BackupError, r2Store, s3Store, StreamUpload, type ObjectStore, type R2BucketLike } from '../src/index.js';
@@ -222,6 +223,48 @@ describe('StreamUpload to a local directory', () => {
     expect(listed).toEqual(['k/image.sqfs']);
     expectSame(await store.getRange('k/image.sqfs', 100, 4), data.subarray(100, 104));
     await expect(store.put('../escape', new Uint8Array(1))).rejects.toMatchObject({ code: 'INVALID_BACKUP_CONFIG' });
+  });
+});
+
+describe('StreamUpload, any stream length and chunking (fast-check, local store)', () => {
+  it('stores exactly the stream, head patched, in equal parts', async () => {
+    const dir = path.join(work, 'property');
+    const store = localStore(dir);
+    const parts: number[][] = [];
+    const recording: ObjectStore = {
+      ...store,
+      location: store.location,
+      createMultipartUpload: async (key, size) => (parts.push([]), store.createMultipartUpload(key, size)),
+      uploadPart: async (key, id, n, body) => (parts.at(-1)!.push(body.length), store.uploadPart(key, id, n, body)),
+    };
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 96, max: 17 * MiB }),
+        fc.array(fc.integer({ min: 1, max: 3 * MiB }), { minLength: 1, maxLength: 8 }),
+        async (total, chunkSizes) => {
+          const data = pseudoRandomBytes(total, run);
+          const head = new Uint8Array(96).fill(run & 0xff);
+          const key = `p/${run++}.bin`;
+          const up = new StreamUpload({ store: recording, key, partSize: 5 * MiB, concurrency: 2 });
+          for (let at = 0, i = 0; at < total; i++) {
+            const n = Math.min(total - at, chunkSizes[i % chunkSizes.length]!);
+            await up.write(data.subarray(at, at + n));
+            at += n;
+          }
+          up.patchHead(head);
+          const result = await up.complete();
+          expect(result.size).toBe(total);
+          expectSame(new Uint8Array(await fsp.readFile(path.join(dir, key))), expected(data, head));
+          if (result.parts > 0) {
+            const sizes = parts.at(-1)!;
+            expect(sizes.length).toBe(result.parts);
+            expect(sizes.filter((s) => s !== 5 * MiB).length).toBeLessThanOrEqual(1);
+          }
+        },
+      ),
+      { numRuns: 10 },
+    );
   });
 });
 
