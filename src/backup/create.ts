@@ -10,6 +10,7 @@ import { S_IFDIR, S_IFMT, type SourcePath, type TreeSource } from '../source/sou
 import type { RetryOptions } from '../uploader/retry.js';
 import type { ObjectStore } from '../uploader/store.js';
 import { StreamUpload } from '../uploader/stream-upload.js';
+import { DEFAULT_BLOCK_SIZE } from '../squashfs/constants.js';
 import { gitignoreFilter } from './gitignore.js';
 import { DEFAULT_TTL, imageKey, metadataKey, SuperblockLastHasher, type DirectoryBackup } from './handle.js';
 
@@ -65,7 +66,7 @@ export interface BackupRuntime {
   codecs(): Promise<CodecRegistry>;
   createHash: HashFactory;
   /** A compressor off the calling thread, where the runtime has one. */
-  compressor?(compression: string): { storeBlock: (data: Uint8Array, level: number) => Promise<StoredBlock>; maxInFlight: number; close(): Promise<void> } | undefined;
+  compressor?(compression: string, blockSize: number): { storeBlock: (data: Uint8Array, level: number) => Promise<StoredBlock>; maxInFlight: number; close(): Promise<void> } | undefined;
   /** Extended attributes of the tree, where the runtime can read them. */
   xattrs?(dir: string): Promise<WriterOptions['xattrs']>;
   randomUUID(): string;
@@ -149,7 +150,7 @@ async function create(runtime: BackupRuntime, config: Config, options: CreateBac
   const source = watchSymlinks(base, dir, options.symlinks ?? 'keep', warnings);
   const exclude = await excludeFilter(base, dir, options);
   const codecs = options.codecs ?? (await runtime.codecs());
-  const compressor = runtime.compressor?.(config.algorithm);
+  const compressor = runtime.compressor?.(config.algorithm, options.blockSize ?? DEFAULT_BLOCK_SIZE);
   const id = runtime.randomUUID();
   const key = imageKey(id);
   const hasher = new SuperblockLastHasher(runtime.createHash());

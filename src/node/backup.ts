@@ -11,7 +11,7 @@ import { BackupError, SquashfsError } from '../errors.js';
 import { toHex } from '../hash.js';
 import type { ObjectStore } from '../uploader/store.js';
 import { loadNodeCodecs, nodeSha256 } from './codecs.js';
-import { CompressPool } from './compress-pool.js';
+import { CompressPool, inFlightBlocks } from './compress-pool.js';
 import { openImage } from './file-source.js';
 import { localStore } from './local-store.js';
 import { nodeSource } from './source.js';
@@ -30,10 +30,10 @@ export const nodeBackupRuntime: BackupRuntime = {
   defaultSource: () => nodeSource(),
   codecs: () => loadNodeCodecs(),
   createHash: nodeSha256,
-  compressor: (compression) => {
+  compressor: (compression, blockSize) => {
     if (!CompressPool.available()) return undefined;
     const pool = new CompressPool(compression, availableParallelism());
-    return { storeBlock: (data, level) => pool.store(data, level), maxInFlight: Math.max(8, pool.threads * 4), close: () => pool.close() };
+    return { storeBlock: (data, level) => pool.store(data, level), maxInFlight: inFlightBlocks(pool.threads, blockSize), close: () => pool.close() };
   },
   xattrs: async (dir) => {
     const table = await readTreeXattrs(dir);

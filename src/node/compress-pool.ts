@@ -7,6 +7,20 @@ import { workerScript } from './worker-script.js';
 
 const workerUrl = () => workerScript('compress-worker');
 
+/** Uncompressed bytes the writer may have in flight through a pool. */
+const IN_FLIGHT_BYTES = 32 * 1024 * 1024;
+
+/**
+ * How many blocks the writer keeps in flight through a pool of `threads`:
+ * 32 MiB worth. A deep window lets the main thread read on through runs
+ * of small files (which give the workers little to do) while the workers
+ * still chew on the blocks of the large files before them; 4 per thread
+ * left both sides idle by turns (zstd -3: 2.7 s, now 2.35 s on the corpus).
+ */
+export function inFlightBlocks(threads: number, blockSize: number): number {
+  return Math.max(8, threads * 4, Math.floor(IN_FLIGHT_BYTES / blockSize));
+}
+
 interface Slot {
   worker: Worker;
   pending: Map<number, { resolve: (block: StoredBlock) => void; reject: (error: Error) => void }>;

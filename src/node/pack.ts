@@ -5,7 +5,8 @@ import { writeImage, type WriterOptions, type WriteResult } from '../squashfs/wr
 import { availableParallelism } from 'node:os';
 import { codecByName } from '../codecs/codec.js';
 import { loadNodeCodecs, nodeSha256 } from './codecs.js';
-import { CompressPool } from './compress-pool.js';
+import { CompressPool, inFlightBlocks } from './compress-pool.js';
+import { DEFAULT_BLOCK_SIZE } from '../squashfs/constants.js';
 import { FileSink } from './file-sink.js';
 import { nodeSource } from './source.js';
 import { pathKey, readTreeXattrs } from './xattrs.js';
@@ -72,7 +73,7 @@ export async function packDirectory(dir: string, imagePath: string, options: Pac
       codecs,
       createHash: nodeSha256,
       storeBlock: pool ? (data, level) => pool.store(data, level) : undefined,
-      maxInFlight: pool ? Math.max(8, pool.threads * 4) : undefined,
+      maxInFlight: pool ? inFlightBlocks(pool.threads, options.blockSize ?? DEFAULT_BLOCK_SIZE) : undefined,
       ...rest,
       mtime: defaultMtime(options.mtime),
       fragments: noFragments ? 'never' : alwaysUseFragments ? 'always' : 'default',
