@@ -10,7 +10,7 @@
  * `npm test` builds dist/ first; alone, run `npm run build` before.
  */
 import { execFileSync } from 'node:child_process';
-import { promises as fsp, readFileSync } from 'node:fs';
+import { promises as fsp, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -87,14 +87,22 @@ async function call(route: string, init?: RequestInit) {
   return { status: res.status, text: await res.text(), headers: res.headers };
 }
 
-/** CPU seconds (user + system) the workerd processes under this one have used. */
+/** CPU seconds (user + system) the workerd processes under this one have used (from /proc). */
 function workerdCpuSeconds(): number {
   const ticks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
-  const pids = execFileSync('pgrep', ['-P', String(process.pid), '-f', 'workerd'], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
-  return pids.reduce((sum, pid) => {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return sum + (Number(fields[11]) + Number(fields[12])) / ticks;
-  }, 0);
+  let total = 0;
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      continue; // gone
+    }
+    const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (name.startsWith('workerd') && Number(fields[1]) === process.pid) total += (Number(fields[11]) + Number(fields[12])) / ticks;
+  }
+  return total;
 }
 
 describe('examples/worker in workerd', () => {
