@@ -31,8 +31,7 @@ async function bundleExample(outDir: string) {
   const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
   const entry = path.join(root, pkg.exports['.'].workerd.default);
   const outfile = path.join(outDir, 'worker.mjs');
-  const esbuild = (await loadEsbuild()) as { build(o: Record<string, unknown>): Promise<unknown> };
-  await esbuild.build({
+  await loadEsbuild().build({
     entryPoints: [path.join(root, 'examples/worker/src/index.ts')],
     outfile,
     bundle: true,

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Volume } from 'memfs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { excludePatterns, fsSource, SquashfsError, writeImage, type ImageSink, type WriterOptions } from '../src/index.js';
+import { excludePatterns, fsSource, SquashfsError, writeImage, type WriterOptions } from '../src/index.js';
 import { run } from './helpers/oracles.js';
 import { memorySink } from './helpers/memory-sink.js';
 

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createRegistry, createZstdCodec, instantiateZstdWasm, loadZstdWasmModule, writeImage, zstdCodec,
-  type Codec, type ImageSink,
+  type Codec,
 } from '../src/index.js';
 import { loadNodeCodecs } from '../src/node/codecs.js';
 import { nodeCodecs, nodeSource, openImage, unpackImage } from '../src/node/index.js';

@@ -265,7 +265,6 @@ function normalize(path: string): string | undefined {
 /** Reports (or refuses) symlinks whose target resolves outside `dir`; they are stored as links either way. */
 function watchSymlinks(source: TreeSource, dir: string, policy: 'keep' | 'reject-outside', warnings: string[]): TreeSource {
   return {
-    ...source,
     lstat: (p) => source.lstat(p),
     readdir: (p) => source.readdir(p),
     open: (p) => source.open(p),

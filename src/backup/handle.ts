@@ -1,5 +1,5 @@
 import { BackupError } from '../errors.js';
-import type { Hasher } from '../hash.js';
+import { toHex, type Hasher } from '../hash.js';
 
 /**
  * The handle of a stored backup: plain JSON, to keep in KV or a database
@@ -65,6 +65,18 @@ export function parseHandle(value: unknown, where: string): DirectoryBackup {
 export function checkNotExpired(backup: DirectoryBackup, now = Date.now()): void {
   if (now > Date.parse(backup.expiresAt)) {
     throw new BackupError('BACKUP_EXPIRED', `backup ${backup.id}${backup.name ? ` ("${backup.name}")` : ''} expired at ${backup.expiresAt}`, { key: backup.key });
+  }
+}
+
+/** Throws BACKUP_INTEGRITY_ERROR unless a downloaded image (hashed with SuperblockLastHasher) is the one backed up. */
+export function checkIntegrity(backup: DirectoryBackup, hasher: SuperblockLastHasher): void {
+  const sha256 = toHex(hasher.digest());
+  if (hasher.size !== backup.size || sha256 !== backup.sha256) {
+    throw new BackupError(
+      'BACKUP_INTEGRITY_ERROR',
+      `backup ${backup.id}: the stored image (${hasher.size} bytes, sha256 ${sha256}) is not the one backed up (${backup.size} bytes, sha256 ${backup.sha256})`,
+      { key: backup.key },
+    );
   }
 }
 

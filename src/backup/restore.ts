@@ -1,12 +1,12 @@
 import { defaultCodecs } from '../codecs/index.js';
 import type { CodecRegistry } from '../codecs/codec.js';
 import { BackupError, SquashfsError } from '../errors.js';
-import { sha256, toHex, type HashFactory } from '../hash.js';
+import { sha256, type HashFactory } from '../hash.js';
 import { concatBytes } from '../squashfs/bytes.js';
 import { SquashfsImage } from '../squashfs/reader/image.js';
 import { bytesSource } from '../squashfs/reader/source.js';
 import type { ObjectStore } from '../uploader/store.js';
-import { checkNotExpired, SuperblockLastHasher, type DirectoryBackup } from './handle.js';
+import { checkIntegrity, checkNotExpired, SuperblockLastHasher, type DirectoryBackup } from './handle.js';
 import { checkStored, resolveBackup } from './manage.js';
 
 /** The `node:fs/promises` calls a restore makes (memfs and workerd's node:fs have them). */
@@ -69,10 +69,7 @@ export async function restoreBackup(backup: DirectoryBackup | string, options: W
   } catch (cause) {
     throw new BackupError('BACKUP_RESTORE_ERROR', `download of ${store.location}/${handle.key} failed: ${(cause as Error).message}`, { key: handle.key, cause });
   }
-  const digest = toHex(hasher.digest());
-  if (hasher.size !== handle.size || digest !== handle.sha256) {
-    throw new BackupError('BACKUP_INTEGRITY_ERROR', `backup ${handle.id}: the stored image (${hasher.size} bytes, sha256 ${digest}) is not the one backed up (${handle.size} bytes, sha256 ${handle.sha256})`, { key: handle.key });
-  }
+  checkIntegrity(handle, hasher);
 
   const slash = target.lastIndexOf('/');
   const staging = `${target.slice(0, slash) || ''}/.${target.slice(slash + 1)}.restore-${handle.id}`;

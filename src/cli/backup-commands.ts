@@ -44,7 +44,7 @@ export function storeFrom(ctx: CliContext, values: { store?: string; endpoint?: 
 }
 
 /** A handle from a JSON file, or an id. */
-function handleFrom(ctx: CliContext, text: string): DirectoryBackup | string {
+function handleFrom(text: string): DirectoryBackup | string {
   if (isBackupId(text) && !existsSync(text)) return text;
   let json: unknown;
   try {
@@ -99,7 +99,7 @@ export async function restore(ctx: CliContext): Promise<number> {
   if (positionals.length < 1 || positionals.length > 2) throw ctx.usage('restore takes <handle.json | id> [dir]');
   const store = storeFrom(ctx, values);
   const progress = new ProgressLine(ctx.progress);
-  const result = await restoreBackup(handleFrom(ctx, positionals[0]!), {
+  const result = await restoreBackup(handleFrom(positionals[0]!), {
     store,
     dir: positionals[1] === undefined ? undefined : resolve(positionals[1]),
     onWarning: (message) => ctx.err(`sqfs restore: warning: ${message}\n`),

@@ -5,10 +5,9 @@ import os from 'node:os';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { createBackupWith, type BackupRuntime, type CreateBackupOptions } from '../backup/create.js';
-import { checkNotExpired, SuperblockLastHasher, type DirectoryBackup } from '../backup/handle.js';
+import { checkIntegrity, checkNotExpired, SuperblockLastHasher, type DirectoryBackup } from '../backup/handle.js';
 import { checkStored, resolveBackup } from '../backup/manage.js';
 import { BackupError, SquashfsError } from '../errors.js';
-import { toHex } from '../hash.js';
 import type { ObjectStore } from '../uploader/store.js';
 import { loadNodeCodecs, nodeSha256 } from './codecs.js';
 import { CompressPool, inFlightBlocks } from './compress-pool.js';
@@ -132,12 +131,5 @@ async function download(handle: DirectoryBackup, store: ObjectStore, path: strin
   } finally {
     fs.closeSync(fd);
   }
-  const sha256 = toHex(hasher.digest());
-  if (hasher.size !== handle.size || sha256 !== handle.sha256) {
-    throw new BackupError(
-      'BACKUP_INTEGRITY_ERROR',
-      `backup ${handle.id}: the stored image (${hasher.size} bytes, sha256 ${sha256}) is not the one backed up (${handle.size} bytes, sha256 ${handle.sha256})`,
-      { key: handle.key },
-    );
-  }
+  checkIntegrity(handle, hasher);
 }

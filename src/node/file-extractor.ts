@@ -1,8 +1,9 @@
 import fs, { constants } from 'node:fs';
 import type { Codec } from '../codecs/codec.js';
 import { SquashfsError } from '../errors.js';
-import { decodeDataBlock, fragmentTail, planRuns, storedLength, tailOf, type FileLayout } from '../squashfs/reader/data.js';
+import { decodeDataBlock, fragmentTail, MAX_RUN_BYTES, planRuns, storedLength, tailOf, type FileLayout } from '../squashfs/reader/data.js';
 import { checkRange } from '../squashfs/reader/source.js';
+import { readFully } from './file-source.js';
 
 /** Owner, mode and time to give a file once written. */
 export interface FileAttributes {
@@ -35,8 +36,6 @@ export interface ImageGeometry {
   bytesUsed: number;
 }
 
-/** Bytes read at once from the image when blocks follow each other. */
-const MAX_RUN = 2 * 1024 * 1024;
 /** Decompressed fragment blocks kept (files in listing order mostly share the last one). */
 const FRAGMENT_CACHE = 4;
 
@@ -48,7 +47,7 @@ const FRAGMENT_CACHE = 4;
  */
 export class FileExtractor {
   private readonly fd: number;
-  private buffer = new Uint8Array(MAX_RUN);
+  private buffer = new Uint8Array(MAX_RUN_BYTES);
   private readonly fragments = new Map<number, Uint8Array>();
 
   constructor(
@@ -70,7 +69,7 @@ export class FileExtractor {
     const fd = fs.openSync(Buffer.from(task.path.buffer, task.path.byteOffset, task.path.byteLength), flags, 0o600);
     try {
       let written = 0;
-      for (const run of planRuns(layout, blockSize, bytesUsed, MAX_RUN, task.first, task.end)) {
+      for (const run of planRuns(layout, blockSize, bytesUsed, MAX_RUN_BYTES, task.first, task.end)) {
         if (run.kind === 'hole') continue;
         const stored = this.read(run.position, run.length);
         let o = 0;
@@ -105,7 +104,7 @@ export class FileExtractor {
   private read(position: number, length: number): Uint8Array {
     if (length > this.buffer.length) this.buffer = new Uint8Array(length);
     const out = this.buffer.subarray(0, length);
-    readAll(this.fd, out, position, this.image.path);
+    readFully(this.fd, out, position, this.image.path);
     return out;
   }
 
@@ -116,7 +115,7 @@ export class FileExtractor {
     const stored = storedLength(fragment.word, this.image.blockSize, `fragment ${fragment.index}`);
     checkRange(fragment.start, stored, this.image.bytesUsed, `fragment ${fragment.index}`);
     const bytes = new Uint8Array(stored);
-    readAll(this.fd, bytes, fragment.start, this.image.path);
+    readFully(this.fd, bytes, fragment.start, this.image.path);
     const block = decodeDataBlock(this.codec, bytes, fragment.word, this.image.blockSize, true, fragment.start);
     if (this.fragments.size >= FRAGMENT_CACHE) this.fragments.delete(this.fragments.keys().next().value!);
     this.fragments.set(fragment.index, block);
@@ -124,16 +123,8 @@ export class FileExtractor {
   }
 }
 
-function writeAll(fd: number, bytes: Uint8Array, position: number): void {
+/** Writes all of `bytes` at `position`. */
+export function writeAll(fd: number, bytes: Uint8Array, position: number): void {
   let done = 0;
   while (done < bytes.length) done += fs.writeSync(fd, bytes, done, bytes.length - done, position + done);
-}
-
-function readAll(fd: number, into: Uint8Array, position: number, path: string): void {
-  let filled = 0;
-  while (filled < into.length) {
-    const n = fs.readSync(fd, into, filled, into.length - filled, position + filled);
-    if (n === 0) throw new SquashfsError('CORRUPT_IMAGE', `${path} ended at ${position + filled} while reading ${into.length} bytes at ${position}`, { offset: position });
-    filled += n;
-  }
 }

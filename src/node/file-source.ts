@@ -6,6 +6,16 @@ import { checkRange } from '../squashfs/reader/source.js';
 import type { RandomAccessSource } from '../squashfs/reader/types.js';
 import { nodeCodecs } from './codecs.js';
 
+/** Fills `into` from an image file at `position` (synchronously); an image that ends first is CORRUPT_IMAGE. */
+export function readFully(fd: number, into: Uint8Array, position: number, path: string): void {
+  let filled = 0;
+  while (filled < into.length) {
+    const n = fs.readSync(fd, into, filled, into.length - filled, position + filled);
+    if (n === 0) throw new SquashfsError('CORRUPT_IMAGE', `${path} ended at ${position + filled} while reading ${into.length} bytes at ${position}`, { offset: position });
+    filled += n;
+  }
+}
+
 /** A source that is a file: other threads can open it again by its path. */
 export interface FileBackedSource extends RandomAccessSource {
   readonly path: string;
@@ -28,12 +38,7 @@ export async function fileSource(path: string): Promise<FileBackedSource> {
     async read(offset, length) {
       checkRange(offset, length, size, `read of ${path}`);
       const buffer = new Uint8Array(length);
-      let filled = 0;
-      while (filled < length) {
-        const n = fs.readSync(fd, buffer, filled, length - filled, offset + filled);
-        if (n === 0) throw new SquashfsError('CORRUPT_IMAGE', `${path} ended at ${offset + filled} while reading ${length} bytes at ${offset}`, { offset });
-        filled += n;
-      }
+      readFully(fd, buffer, offset, path);
       return buffer;
     },
     close: async () => fs.closeSync(fd),

@@ -5,7 +5,7 @@ import { SquashfsError, throwIfAborted } from '../errors.js';
 import type { SquashfsImage } from '../squashfs/reader/image.js';
 import type { EntryStat, WalkEntry } from '../squashfs/reader/types.js';
 import { ExtractPool } from './extract-pool.js';
-import type { FileAttributes, FileTask } from './file-extractor.js';
+import { writeAll, type FileAttributes, type FileTask } from './file-extractor.js';
 import type { FileBackedSource } from './file-source.js';
 import { makeDevice, makeFifo, makeSocket, restoreXattrs } from './system-tools.js';
 
@@ -329,8 +329,7 @@ async function writeFile(image: SquashfsImage, from: WalkEntry, path: Buffer, si
     for await (const chunk of image.readChunks(from)) {
       trailingHole = !chunk.bytes;
       if (!chunk.bytes) continue;
-      let done = 0;
-      while (done < chunk.bytes.length) done += fs.writeSync(fd, chunk.bytes, done, chunk.bytes.length - done, chunk.offset + done);
+      writeAll(fd, chunk.bytes, chunk.offset);
       written += chunk.bytes.length;
     }
     if (trailingHole) fs.ftruncateSync(fd, size);

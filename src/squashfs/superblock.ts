@@ -38,7 +38,8 @@ export interface Superblock {
   exportTableStart: number | undefined;
 }
 
-const O = {
+/** Where each field lies in the 96-byte superblock. */
+export const SUPERBLOCK_FIELDS = {
   magic: 0,
   inodeCount: 4,
   modificationTime: 8,
@@ -59,6 +60,7 @@ const O = {
   fragmentTableStart: 80,
   exportTableStart: 88,
 } as const;
+const O = SUPERBLOCK_FIELDS;
 
 const ALL_ONES = 0xffff_ffff_ffff_ffffn;
 

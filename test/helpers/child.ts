@@ -15,12 +15,13 @@ import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-interface EsbuildLike {
-  build(opts: Record<string, unknown>): Promise<unknown>;
+export interface EsbuildLike {
+  build(opts: Record<string, unknown>): Promise<{ metafile?: { inputs: Record<string, { bytes: number }> } }>;
 }
 
-export function loadEsbuild(): EsbuildLike {
-  const require = createRequire(import.meta.url);
+/** esbuild, resolved from `from` (a file in the repository; default this one): hoisted, or the one tsup depends on. */
+export function loadEsbuild(from: string = fileURLToPath(import.meta.url)): EsbuildLike {
+  const require = createRequire(from);
   try {
     return require('esbuild') as EsbuildLike;
   } catch {
@@ -29,19 +30,19 @@ export function loadEsbuild(): EsbuildLike {
   }
 }
 
+/** esbuild options for one ESM file that plain `node` runs (CommonJS dependencies bundled into ESM get a real `require`). */
+export const nodeBundleOptions = {
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  logLevel: 'silent',
+  banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+} as const;
+
 /** Bundles a TypeScript entry and what it imports into one ESM file that plain `node` runs. */
 export async function bundleForNode(entry: string, outfile: string): Promise<string> {
-  await loadEsbuild().build({
-    entryPoints: [entry],
-    outfile,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    logLevel: 'silent',
-    // CommonJS dependencies bundled into ESM need a real `require`.
-    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-  });
+  await loadEsbuild().build({ ...nodeBundleOptions, entryPoints: [entry], outfile });
   return outfile;
 }
 

@@ -19,18 +19,18 @@
  * dist/ (bench/fuzz.mjs).
  */
 import { promises as fsp } from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import fc from 'fast-check';
 import { DATA_UNCOMPRESSED, Flag, InodeType, NO_INDEX } from '../../src/squashfs/constants.js';
 import { encodeInode } from '../../src/squashfs/inode/encode.js';
-import type { Inode } from '../../src/squashfs/inode/inode.js';
+import { BASIC_TYPE, type Inode } from '../../src/squashfs/inode/inode.js';
 import { encodeLookupTable, type MetadataPosition, MetadataWriter } from '../../src/squashfs/metadata.js';
-import { encodeSuperblock, type Superblock } from '../../src/squashfs/superblock.js';
+import { encodeSuperblock, SUPERBLOCK_FIELDS, type Superblock } from '../../src/squashfs/superblock.js';
 import { XattrTableBuilder, type Xattr } from '../../src/squashfs/xattr-table.js';
 import type { RandomAccessSource } from '../../src/squashfs/reader/types.js';
+import { loadEsbuild, nodeBundleOptions } from './child.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '../..');
@@ -107,15 +107,8 @@ export interface EvilLayout {
 
 const identity = (b: Uint8Array) => b;
 
-const BASIC: Record<EvilNode['kind'], number> = {
-  dir: InodeType.DIR,
-  file: InodeType.FILE,
-  symlink: InodeType.SYMLINK,
-  'block-device': InodeType.BLOCK_DEV,
-  'char-device': InodeType.CHAR_DEV,
-  fifo: InodeType.FIFO,
-  socket: InodeType.SOCKET,
-};
+/** The basic inode type of a node kind. */
+const basicType = (kind: EvilNode['kind']): number => BASIC_TYPE[kind === 'dir' ? 'directory' : kind];
 
 export interface RawListingEntry {
   name: Uint8Array;
@@ -257,7 +250,7 @@ export function buildEvilImage(spec: EvilSpec): { bytes: Uint8Array; layout: Evi
       mtime: n.mtime ?? 1_700_000_000,
       inodeNumber: numbers[i]!,
     };
-    const type = (BASIC[n.kind] + (ext ? 7 : 0)) as InodeType;
+    const type = (basicType(n.kind) + (ext ? 7 : 0)) as InodeType;
     let inode: Inode;
     switch (n.kind) {
       case 'dir': {
@@ -318,7 +311,7 @@ export function buildEvilImage(spec: EvilSpec): { bytes: Uint8Array; layout: Evi
           name: bytesOf(e.name),
           position: e.position ?? positions[e.node]!,
           inodeNumber: e.inodeNumber ?? numbers[e.node]!,
-          type: e.type ?? BASIC[nodes[e.node]!.kind],
+          type: e.type ?? basicType(nodes[e.node]!.kind),
         })),
       );
     if (listing.length) dirWriter.write(listing);
@@ -478,23 +471,7 @@ export function patchU64(b: Uint8Array, at: number, v: bigint): void {
 }
 
 /** Superblock field offsets. */
-export const SB = {
-  inodeCount: 4,
-  blockSize: 12,
-  fragmentEntryCount: 16,
-  compressionId: 20,
-  blockLog: 22,
-  flags: 24,
-  idCount: 26,
-  rootInodeRef: 32,
-  bytesUsed: 40,
-  idTableStart: 48,
-  xattrIdTableStart: 56,
-  inodeTableStart: 64,
-  directoryTableStart: 72,
-  fragmentTableStart: 80,
-  exportTableStart: 88,
-} as const;
+export const SB = SUPERBLOCK_FIELDS;
 
 // ---------------------------------------------------------------------------
 // Mutations
@@ -854,19 +831,6 @@ export function workerMain(api: ReaderApi, port: { on(ev: 'message', fn: (m: { i
   });
 }
 
-interface EsbuildLike {
-  build(opts: Record<string, unknown>): Promise<unknown>;
-}
-
-function loadEsbuild(repo: string): EsbuildLike {
-  const require = createRequire(path.join(repo, 'package.json'));
-  try {
-    return require('esbuild') as EsbuildLike;
-  } catch {
-    return createRequire(require.resolve('tsup'))('esbuild') as EsbuildLike;
-  }
-}
-
 /**
  * Bundles the worker: this file's `workerMain` with the reader from src/
  * ('src') or from dist/ ('dist'), or with `custom` code that defines the
@@ -893,7 +857,8 @@ import { bytesSource } from ${JSON.stringify(path.join(repoRoot, 'src/squashfs/r
 import { nodeCodecs } from ${JSON.stringify(path.join(repoRoot, 'src/node/codecs.ts'))};
 import { unpackImage } from ${JSON.stringify(path.join(repoRoot, 'src/node/unpack.ts'))};`
       : `import { SquashfsImage, SquashfsError, bytesSource, nodeCodecs, unpackImage } from ${JSON.stringify(path.join(repoRoot, 'dist/node.js'))};`;
-  await loadEsbuild(repo).build({
+  await loadEsbuild(path.join(repo, 'package.json')).build({
+    ...nodeBundleOptions,
     stdin: {
       contents: `${imports}
 import { parentPort } from 'node:worker_threads';
@@ -905,14 +870,8 @@ workerMain({ SquashfsImage, SquashfsError, bytesSource, codecs: nodeCodecs, unpa
       sourcefile: 'reader-worker.ts',
     },
     outfile,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    logLevel: 'silent',
     // dist/ stays external so the worker runs the built package itself.
     external: from === 'dist' ? [path.join(repoRoot, 'dist/*')] : [],
-    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
   });
   return outfile;
 }

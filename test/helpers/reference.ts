@@ -27,7 +27,6 @@
  *   root's attributes from `rdsquashfs -s /` afterwards.
  */
 import { promises as fsp } from 'node:fs';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -291,7 +291,7 @@ export async function makeTrickyTree(root: string, opts: TrickyTreeOptions = {})
     ['m0777', 0o777],
     ['m0111', 0o111],
   ];
-  for (const [name, mode] of fileModes) {
+  for (const [name] of fileModes) {
     await write(`modes/${name}`, `${name}\n`);
   }
   const dirModes: [string, number][] = [

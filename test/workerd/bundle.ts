@@ -6,30 +6,11 @@
  * build: the browser platform has no node builtins.
  */
 import { promises as fsp } from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadEsbuild } from '../helpers/child.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-
-interface Metafile {
-  inputs: Record<string, { bytes: number }>;
-  outputs: Record<string, { bytes: number }>;
-}
-
-interface EsbuildLike {
-  build(opts: Record<string, unknown>): Promise<{ metafile?: Metafile }>;
-}
-
-function loadEsbuild(): EsbuildLike {
-  const require = createRequire(import.meta.url);
-  try {
-    return require('esbuild') as EsbuildLike;
-  } catch {
-    // Not hoisted: take the one tsup depends on.
-    return createRequire(require.resolve('tsup'))('esbuild') as EsbuildLike;
-  }
-}
 
 export interface WorkerBundle {
   file: string;

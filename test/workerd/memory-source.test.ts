@@ -7,7 +7,7 @@ import { inflateSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { compressionStreamGzipCodec, deflateWithCompressionStream, hasCompressionStream } from '../../src/codecs/compression-stream.js';
 import { gzipCodec } from '../../src/codecs/gzip.js';
-import { bytesSource, createRegistry, SquashfsImage, writeImage, type ImageSink } from '../../src/index.js';
+import { bytesSource, createRegistry, SquashfsImage, writeImage } from '../../src/index.js';
 import { memoryDir, memorySource } from '../../src/source/memory-source.js';
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type SourcePath } from '../../src/source/source.js';
 import { memorySink } from '../helpers/memory-sink.js';

@@ -17,7 +17,7 @@
  */
 import {
   bytesSource, compressionStreamGzipCodec, createRegistry, createZstdCodec, defaultCodecs, deflateWithCompressionStream, gzipCodec, hasCompressionStream,
-  SquashfsImage, writeImage, type Codec, type CodecRegistry, type ImageSink,
+  SquashfsImage, writeImage, type Codec, type CodecRegistry,
 } from '../../dist/index.js';
 import { sampleSource, TREE_MTIME } from './tree.js';
 import { memorySink } from '../helpers/memory-sink.js';

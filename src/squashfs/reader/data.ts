@@ -31,6 +31,9 @@ export type DataRun =
   | { kind: 'hole'; offset: number; length: number }
   | { kind: 'blocks'; position: number; length: number; blocks: RunBlock[] };
 
+/** Bytes read at once when a file's blocks follow each other. */
+export const MAX_RUN_BYTES = 2 * 1024 * 1024;
+
 const corrupt = (message: string, offset?: number) => new SquashfsError('CORRUPT_IMAGE', message, { offset });
 
 /** The stored length a block size word gives, checked. */

@@ -11,7 +11,7 @@ import { decodeSuperblock, SUPERBLOCK_SIZE, type Superblock } from '../superbloc
 import { decodeCompressorOptions, flagNames } from './info.js';
 import { Lru } from './lru.js';
 import { MetadataCursor, MetadataReader } from './metadata-reader.js';
-import { decodeDataBlock, decodeDataBlockAsync, fragmentTail, layoutOf, planRuns, storedLength, tailOf, type FileLayout } from './data.js';
+import { decodeDataBlock, decodeDataBlockAsync, fragmentTail, layoutOf, MAX_RUN_BYTES, planRuns, storedLength, tailOf, type FileLayout } from './data.js';
 import { checkRange } from './source.js';
 import { FragmentLookup, IdLookup, LookupTable, XattrLookup } from './tables.js';
 import type {
@@ -36,8 +36,6 @@ const TYPE_BITS: Record<EntryType, number> = {
   socket: 0o140000,
 };
 const KIND_BY_BASIC_TYPE: EntryType[] = ['directory', 'directory', 'file', 'symlink', 'block-device', 'char-device', 'fifo', 'socket'];
-/** Bytes read at once when a file's blocks follow each other. */
-const MAX_RUN = 2 * 1024 * 1024;
 /** Decompressed inode and directory tables a walk keeps at most. */
 const PRELOAD_BUDGET = 64 * 1024 * 1024;
 
@@ -427,7 +425,7 @@ export class SquashfsImage {
   private async *chunksOf(inode: FileInode): AsyncIterable<FileChunk> {
     const { blockSize, bytesUsed } = this.superblock;
     const layout = layoutOf(inode);
-    for (const run of planRuns(layout, blockSize, bytesUsed, MAX_RUN)) {
+    for (const run of planRuns(layout, blockSize, bytesUsed, MAX_RUN_BYTES)) {
       if (run.kind === 'hole') {
         yield { offset: run.offset, hole: run.length };
         continue;
