@@ -11,7 +11,7 @@ export default defineConfig([
     target: 'node20',
     shims: true,
     // The zstd encoder, for Workers to import as a precompiled module: `import m from 'squashfs-ts/zstd.wasm'`.
-    onSuccess: () => copyFile('node_modules/@bokuweb/zstd-wasm/dist/esm/zstd.wasm', 'dist/zstd.wasm'),
+    onSuccess: () => copyFile('node_modules/@foxglove/wasm-zstd/dist/wasm-zstd.wasm', 'dist/zstd.wasm'),
   },
   {
     entry: { cli: 'src/cli/bin.ts', 'compress-worker': 'src/node/compress-worker.ts', 'unpack-worker': 'src/node/unpack-worker.ts' },

@@ -1,6 +1,6 @@
 /**
- * zstd compression (the reference library in WASM, @bokuweb/zstd-wasm's
- * zstd.wasm driven by src/codecs/zstd-wasm.ts):
+ * zstd compression (the reference library in WASM, @foxglove/wasm-zstd's
+ * wasm-zstd.wasm driven by src/codecs/zstd-wasm.ts):
  * - every block is one frame whose window is no larger than
  *   max(block size, 8 KiB) (what the Linux kernel's decoder allows),
  * - frames round-trip through our decoder and the zstd CLI,
@@ -139,7 +139,7 @@ describe('zstd codec', () => {
     expect(Buffer.compare(fromModule.compress(data, 7), codec.compress(data, 7))).toBe(0);
     // A valid module that is not zstd.wasm.
     const empty = new WebAssembly.Module(Uint8Array.of(0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00));
-    await expect(createZstdCodec({ module: empty })).rejects.toMatchObject({ code: 'CODEC_ERROR', message: expect.stringMatching(/not @bokuweb\/zstd-wasm's zstd\.wasm/) });
+    await expect(createZstdCodec({ module: empty })).rejects.toMatchObject({ code: 'CODEC_ERROR', message: expect.stringMatching(/not @foxglove\/wasm-zstd's wasm-zstd\.wasm/) });
     expect(() => instantiateZstdWasm(new Uint8Array(8) as never)).toThrow(expect.objectContaining({ code: 'INVALID_OPTION' }));
   });
 

@@ -161,7 +161,7 @@ export function zstdCodec(): Codec {
 
 export interface ZstdCodecOptions {
   /**
-   * `@bokuweb/zstd-wasm`'s `zstd.wasm`, compiled. Required where code
+   * The package's `zstd.wasm` (`@foxglove/wasm-zstd`'s build), compiled. Required where code
    * generation from bytes is refused (Cloudflare Workers: import the file as
    * a module). Default, on Node: the installed package's file, read and
    * compiled once per thread.

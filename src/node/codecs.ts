@@ -47,7 +47,7 @@ export interface LoadNodeCodecsOptions {
   /**
    * zstd.wasm, already compiled (e.g. once in the main thread and posted to
    * each worker, which saves each worker compiling it). Default: read from
-   * the installed `@bokuweb/zstd-wasm` and compiled, once per thread.
+   * the installed `@foxglove/wasm-zstd` and compiled, once per thread.
    */
   zstdModule?: WebAssembly.Module;
 }
