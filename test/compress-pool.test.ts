@@ -3,10 +3,12 @@
  * number of threads, and a failing worker fails the pack loudly.
  */
 import { promises as fsp } from 'node:fs';
+import { inflateSync } from 'node:zlib';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CompressPool } from '../src/node/compress-pool.js';
+import { OrderedOutput, type StoredBlock } from '../src/squashfs/writer/output.js';
 import { packDirectory } from '../src/node/index.js';
 import { expectExtractMatches } from './helpers/oracles.js';
 import { makeTrickyTree } from './helpers/tree.js';
@@ -34,8 +36,36 @@ describe('parallel compression', () => {
     await expectExtractMatches(path.join(work, 'p2.sqfs'), src);
   });
 
+  it('gives the same bytes with zstd on 0 and 2 threads (the workers share one compiled module)', async () => {
+    const images: Buffer[] = [];
+    for (const processors of [0, 2]) {
+      const image = path.join(work, `zstd-p${processors}.sqfs`);
+      await packDirectory(src, image, { blockSize: 4096, mtime: 7, processors, compression: 'zstd', level: 3 });
+      images.push(await fsp.readFile(image));
+    }
+    expect(Buffer.compare(images[1]!, images[0]!)).toBe(0);
+  });
+
+  it('reuses the block buffers the workers hand back, and stores only the bytes a view shows', async () => {
+    const pool = new CompressPool('gzip', { threads: 1, blockSize: 4096 });
+    try {
+      const first = pool.buffer(4096);
+      first.fill(0x61);
+      await pool.store(first, 9);
+      const again = pool.buffer(1000);
+      expect(again.buffer.byteLength).toBe(4096);
+      expect(again[0]).toBe(0x61); // the same memory come back, not a fresh zeroed buffer
+      again.fill(0x62);
+      const stored = await pool.store(again, 9);
+      expect(inflateSync(stored.bytes)).toEqual(Buffer.alloc(1000, 0x62));
+      expect(pool.buffer(5000).length).toBe(5000); // beyond a block: a buffer of its own
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('stores incompressible blocks raw and compressible ones compressed', async () => {
-    const pool = new CompressPool('gzip', 2);
+    const pool = new CompressPool('gzip', { threads: 2 });
     try {
       let x = 2463534242;
       const random = new Uint8Array(4096).map(() => ((x ^= x << 13), (x ^= x >>> 17), (x ^= x << 5), x >>> 24));
@@ -51,7 +81,7 @@ describe('parallel compression', () => {
   });
 
   it('fails loudly when a worker cannot compress', async () => {
-    const pool = new CompressPool('gzip', 1);
+    const pool = new CompressPool('gzip', { threads: 1 });
     try {
       const error = await pool.store(new Uint8Array(100), 42).catch((e) => e);
       expect(error.code).toBe('CODEC_ERROR');
@@ -64,5 +94,23 @@ describe('parallel compression', () => {
   it('refuses a bad processors count', async () => {
     const error = await packDirectory(src, path.join(work, 'bad.sqfs'), { processors: -1 }).catch((e) => e);
     expect(error.code).toBe('INVALID_OPTION');
+  });
+});
+
+describe('ordered output', () => {
+  it('does not count file marks against the blocks in flight', async () => {
+    const written: number[] = [];
+    const out = new OrderedOutput({ write: (chunk) => void written.push(chunk.length), finish: () => undefined }, 2);
+    let release!: (block: StoredBlock) => void;
+    await out.push(new Promise<StoredBlock>((resolve) => (release = resolve)));
+    const offsets: number[] = [];
+    // A run of small files: a mark each. None of them may wait for the block above.
+    for (let i = 0; i < 10; i++) await out.mark((offset) => offsets.push(offset));
+    await out.push(Promise.resolve({ bytes: new Uint8Array(3), word: 3 }));
+    expect(written).toEqual([]);
+    release({ bytes: new Uint8Array(5), word: 5 });
+    await out.flush();
+    expect(written).toEqual([5, 3]);
+    expect(offsets).toEqual(Array(10).fill(5));
   });
 });

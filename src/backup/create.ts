@@ -59,6 +59,14 @@ export interface CreateBackupOptions {
   onProgress?: (progress: BackupProgress) => void;
 }
 
+/** Compression off the calling thread (see WriterOptions for each member). */
+export interface BackupCompressor {
+  storeBlock: (data: Uint8Array, level: number) => Promise<StoredBlock>;
+  blockBuffer?: (length: number) => Uint8Array;
+  maxInFlight: number;
+  close(): Promise<void>;
+}
+
 /** What a runtime supplies: defaults and primitives (Node: real fs, local store, worker threads). */
 export interface BackupRuntime {
   defaultStore?(): Promise<ObjectStore>;
@@ -66,7 +74,7 @@ export interface BackupRuntime {
   codecs(): Promise<CodecRegistry>;
   createHash: HashFactory;
   /** A compressor off the calling thread, where the runtime has one. */
-  compressor?(compression: string, blockSize: number): { storeBlock: (data: Uint8Array, level: number) => Promise<StoredBlock>; maxInFlight: number; close(): Promise<void> } | undefined;
+  compressor?(compression: string, blockSize: number): Promise<BackupCompressor | undefined>;
   /** Extended attributes of the tree, where the runtime can read them. */
   xattrs?(dir: string): Promise<WriterOptions['xattrs']>;
   randomUUID(): string;
@@ -150,7 +158,7 @@ async function create(runtime: BackupRuntime, config: Config, options: CreateBac
   const source = watchSymlinks(base, dir, options.symlinks ?? 'keep', warnings);
   const exclude = await excludeFilter(base, dir, options);
   const codecs = options.codecs ?? (await runtime.codecs());
-  const compressor = runtime.compressor?.(config.algorithm, options.blockSize ?? DEFAULT_BLOCK_SIZE);
+  const compressor = await runtime.compressor?.(config.algorithm, options.blockSize ?? DEFAULT_BLOCK_SIZE);
   const id = runtime.randomUUID();
   const key = imageKey(id);
   const hasher = new SuperblockLastHasher(runtime.createHash());
@@ -186,6 +194,7 @@ async function create(runtime: BackupRuntime, config: Config, options: CreateBac
       codecs,
       createHash: runtime.createHash,
       storeBlock: compressor?.storeBlock,
+      blockBuffer: compressor?.blockBuffer,
       maxInFlight: compressor?.maxInFlight,
       exclude,
       xattrs: options.fs ? undefined : await runtime.xattrs?.(dir),

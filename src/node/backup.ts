@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import os from 'node:os';
-import { availableParallelism } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { createBackupWith, type BackupRuntime, type CreateBackupOptions } from '../backup/create.js';
 import { checkIntegrity, checkNotExpired, SuperblockLastHasher, type DirectoryBackup } from '../backup/handle.js';
@@ -10,7 +9,7 @@ import { checkStored, resolveBackup } from '../backup/manage.js';
 import { BackupError, SquashfsError } from '../errors.js';
 import type { ObjectStore } from '../uploader/store.js';
 import { loadNodeCodecs, nodeSha256 } from './codecs.js';
-import { CompressPool, inFlightBlocks } from './compress-pool.js';
+import { CompressPool, inFlightBlocks, sharedZstdModule } from './compress-pool.js';
 import { openImage } from './file-source.js';
 import { localStore } from './local-store.js';
 import { nodeSource } from './source.js';
@@ -29,10 +28,15 @@ export const nodeBackupRuntime: BackupRuntime = {
   defaultSource: () => nodeSource(),
   codecs: () => loadNodeCodecs(),
   createHash: nodeSha256,
-  compressor: (compression, blockSize) => {
+  compressor: async (compression, blockSize) => {
     if (!CompressPool.available()) return undefined;
-    const pool = new CompressPool(compression, availableParallelism());
-    return { storeBlock: (data, level) => pool.store(data, level), maxInFlight: inFlightBlocks(pool.threads, blockSize), close: () => pool.close() };
+    const pool = new CompressPool(compression, { blockSize, zstdModule: await sharedZstdModule(compression) });
+    return {
+      storeBlock: (data, level) => pool.store(data, level),
+      blockBuffer: (length) => pool.buffer(length),
+      maxInFlight: inFlightBlocks(pool.threads, blockSize),
+      close: () => pool.close(),
+    };
   },
   xattrs: async (dir) => {
     const table = await readTreeXattrs(dir);

@@ -2,8 +2,10 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { SquashfsError } from '../errors.js';
 import type { StoredBlock } from '../squashfs/writer/output.js';
-import type { CompressReply } from './compress-worker.js';
+import type { CompressReply, CompressWorkerData } from './compress-worker.js';
 import { workerScript } from './worker-script.js';
+import { DEFAULT_BLOCK_SIZE } from '../squashfs/constants.js';
+import { loadZstdWasmModule } from '../codecs/zstd-wasm.js';
 
 const workerUrl = () => workerScript('compress-worker');
 
@@ -19,6 +21,30 @@ const IN_FLIGHT_BYTES = 32 * 1024 * 1024;
  */
 export function inFlightBlocks(threads: number, blockSize: number): number {
   return Math.max(8, threads * 4, Math.floor(IN_FLIGHT_BYTES / blockSize));
+}
+
+/**
+ * zstd.wasm compiled here, for a pool's workers to share; undefined for
+ * other codecs or when it cannot be loaded (each worker then reports why
+ * when asked to compress).
+ */
+export async function sharedZstdModule(codec: string): Promise<WebAssembly.Module | undefined> {
+  return codec === 'zstd' ? loadZstdWasmModule().catch(() => undefined) : undefined;
+}
+
+/** Spare block buffers kept at most. */
+const MAX_SPARES = 64;
+
+export interface CompressPoolOptions {
+  /** Worker threads (default: the available cores). */
+  threads?: number;
+  /** The image's block size: `buffer` hands out buffers of this many bytes, which come back from the workers for reuse. */
+  blockSize?: number;
+  /**
+   * zstd.wasm compiled once here and shared by every worker (V8 shares the
+   * compiled code between threads), instead of each compiling its own.
+   */
+  zstdModule?: WebAssembly.Module;
 }
 
 interface Slot {
@@ -39,20 +65,32 @@ export class CompressPool {
   }
 
   private readonly slots: Slot[];
+  /** Block-size buffers the workers handed back, for `buffer` to reuse. */
+  private readonly spares: ArrayBuffer[] = [];
+  /** Buffers `buffer` handed out: whole, they may travel to a worker and back. */
+  private readonly ours = new WeakSet<ArrayBufferLike>();
   private nextId = 0;
   private failed: Error | undefined;
 
-  constructor(codec: string, threads = availableParallelism()) {
+  private readonly blockSize: number;
+
+  constructor(codec: string, options: CompressPoolOptions = {}) {
+    const { threads = availableParallelism(), blockSize = DEFAULT_BLOCK_SIZE, zstdModule } = options;
+    this.blockSize = blockSize;
     const url = workerUrl();
     if (!url) throw new SquashfsError('INVALID_OPTION', 'the compression worker script is missing: run the build (npm run build)');
     this.slots = Array.from({ length: Math.max(1, threads) }, () => {
-      const slot: Slot = { worker: new Worker(url, { workerData: { codec } }), pending: new Map() };
+      const slot: Slot = { worker: new Worker(url, { workerData: { codec, zstdModule } satisfies CompressWorkerData }), pending: new Map() };
       slot.worker.on('message', (reply: CompressReply) => {
         const waiter = slot.pending.get(reply.id);
         if (!waiter) return;
         slot.pending.delete(reply.id);
         if ('error' in reply) waiter.reject(new SquashfsError('CODEC_ERROR', `${codec} compression failed on a worker: ${reply.error}`));
-        else waiter.resolve({ bytes: reply.bytes, word: reply.word });
+        else {
+          const spare = reply.spare?.buffer;
+          if (spare && spare.byteLength === this.blockSize && this.spares.length < MAX_SPARES) this.spares.push(spare as ArrayBuffer);
+          waiter.resolve({ bytes: reply.bytes, word: reply.word });
+        }
       });
       slot.worker.on('error', (error) => this.fail(slot, error));
       slot.worker.on('exit', (code) => {
@@ -67,12 +105,27 @@ export class CompressPool {
     return this.slots.length;
   }
 
+  /**
+   * A buffer of `length` bytes to read a block into (contents undefined):
+   * for up to a block, a view on a block-size buffer that `store` sends to
+   * a worker whole and the worker hands back for reuse. Reusing them spares
+   * the main thread allocating, zeroing and collecting a buffer per block
+   * (and the kernel mapping fresh pages for each).
+   */
+  buffer(length: number): Uint8Array {
+    if (length > this.blockSize) return new Uint8Array(length);
+    const buffer = this.spares.pop() ?? new ArrayBuffer(this.blockSize);
+    this.ours.add(buffer);
+    return new Uint8Array(buffer, 0, length);
+  }
+
   /** Compresses one block (transferring it), or keeps it raw when that is smaller. */
   store(data: Uint8Array, level: number): Promise<StoredBlock> {
     if (this.failed) return Promise.reject(this.failed);
     const slot = this.slots.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
     const id = this.nextId++;
-    const owned = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : data.slice();
+    const whole = this.ours.has(data.buffer) || (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength);
+    const owned = whole ? data : data.slice();
     return new Promise((resolve, reject) => {
       slot.pending.set(id, { resolve, reject });
       slot.worker.ref();

@@ -14,10 +14,17 @@ export interface CompressRequest {
   level: number;
 }
 
-export type CompressReply = { id: number; bytes: Uint8Array; word: number } | { id: number; error: string };
+/** `spare` is the block's own buffer (a view on it), handed back for reuse when the reply carries other bytes. */
+export type CompressReply = { id: number; bytes: Uint8Array; word: number; spare?: Uint8Array } | { id: number; error: string };
+
+export interface CompressWorkerData {
+  codec: string;
+  zstdModule?: WebAssembly.Module;
+}
 
 const port = parentPort!;
-const codec = codecByName(await loadNodeCodecs(), (workerData as { codec: string }).codec);
+const { codec: name, zstdModule } = workerData as CompressWorkerData;
+const codec = codecByName(await loadNodeCodecs({ zstdModule }), name);
 
 /** A buffer that owns all of its ArrayBuffer, so it can be transferred. */
 const owned = (bytes: Uint8Array) =>
@@ -26,9 +33,12 @@ const owned = (bytes: Uint8Array) =>
 port.on('message', ({ id, data, level }: CompressRequest) => {
   try {
     const packed = codec.compress(data, level);
-    const reply: CompressReply =
-      packed.length < data.length ? { id, bytes: owned(packed), word: packed.length } : { id, bytes: data, word: data.length | DATA_UNCOMPRESSED };
-    port.postMessage(reply, [reply.bytes.buffer as ArrayBuffer]);
+    if (packed.length < data.length) {
+      const bytes = owned(packed);
+      port.postMessage({ id, bytes, word: packed.length, spare: data } satisfies CompressReply, [bytes.buffer as ArrayBuffer, data.buffer as ArrayBuffer]);
+    } else {
+      port.postMessage({ id, bytes: data, word: data.length | DATA_UNCOMPRESSED } satisfies CompressReply, [data.buffer as ArrayBuffer]);
+    }
   } catch (error) {
     port.postMessage({ id, error: (error as Error).message } satisfies CompressReply);
   }

@@ -5,7 +5,7 @@ import { writeImage, type WriterOptions, type WriteResult } from '../squashfs/wr
 import { availableParallelism } from 'node:os';
 import { codecByName } from '../codecs/codec.js';
 import { loadNodeCodecs, nodeSha256 } from './codecs.js';
-import { CompressPool, inFlightBlocks } from './compress-pool.js';
+import { CompressPool, inFlightBlocks, sharedZstdModule } from './compress-pool.js';
 import { DEFAULT_BLOCK_SIZE } from '../squashfs/constants.js';
 import { FileSink } from './file-sink.js';
 import { nodeSource } from './source.js';
@@ -62,7 +62,9 @@ export async function packDirectory(dir: string, imagePath: string, options: Pac
   }
   const usePool = threads > 0 && CompressPool.available();
   if (threads > 0 && !usePool) options.onWarning?.('the compression worker script is not beside this code: compressing on the main thread');
-  const pool = usePool ? new CompressPool(compression, threads) : undefined;
+  const pool = usePool
+    ? new CompressPool(compression, { threads, blockSize: options.blockSize ?? DEFAULT_BLOCK_SIZE, zstdModule: await sharedZstdModule(compression) })
+    : undefined;
   try {
     await sink.open();
   } catch (cause) {
@@ -73,6 +75,7 @@ export async function packDirectory(dir: string, imagePath: string, options: Pac
       codecs,
       createHash: nodeSha256,
       storeBlock: pool ? (data, level) => pool.store(data, level) : undefined,
+      blockBuffer: pool ? (length) => pool.buffer(length) : undefined,
       maxInFlight: pool ? inFlightBlocks(pool.threads, options.blockSize ?? DEFAULT_BLOCK_SIZE) : undefined,
       ...rest,
       mtime: defaultMtime(options.mtime),

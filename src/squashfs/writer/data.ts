@@ -20,6 +20,8 @@ export interface DataWriterOptions {
   sizeCounts: ReadonlyMap<number, number>;
   store: (data: Uint8Array) => Promise<StoredBlock>;
   createHash: HashFactory;
+  /** Where read buffers come from (default: new ones). */
+  blockBuffer?: (length: number) => Uint8Array;
   /** Small files read ahead of the one being written (default 32). */
   readAhead?: number;
   signal?: AbortSignal;
@@ -44,7 +46,11 @@ export class DataWriter {
     private readonly out: OrderedOutput,
     private readonly options: DataWriterOptions,
   ) {
-    this.fragment = new Uint8Array(options.blockSize);
+    this.fragment = this.newFragment();
+  }
+
+  private newFragment(): Uint8Array {
+    return this.options.blockBuffer?.(this.options.blockSize) ?? new Uint8Array(this.options.blockSize);
   }
 
   /**
@@ -219,7 +225,7 @@ export class DataWriter {
   private async flushFragment(): Promise<void> {
     if (this.fragmentFill === 0) return;
     const data = this.fragment.subarray(0, this.fragmentFill);
-    this.fragment = new Uint8Array(this.options.blockSize);
+    this.fragment = this.newFragment();
     this.fragmentFill = 0;
     const entry: FragmentEntry = { start: 0, size: 0 };
     this.fragments.push(entry);
@@ -230,7 +236,7 @@ export class DataWriter {
   }
 
   private async readExactly(file: SourceFile, record: InodeRecord, position: number, length: number): Promise<Uint8Array> {
-    const buffer = new Uint8Array(length);
+    const buffer = this.options.blockBuffer?.(length) ?? new Uint8Array(length);
     let filled = 0;
     while (filled < length) {
       const n = await file.read(buffer.subarray(filled), position + filled);

@@ -32,14 +32,21 @@ export function blockStorer(codec: Codec, level: number): (data: Uint8Array) => 
 interface Pending {
   result: Promise<StoredBlock | Uint8Array>;
   done?: (offset: number, block: StoredBlock | undefined) => void;
+  /** Whether this entry is a block being stored (marks and raw bytes are not). */
+  block: boolean;
 }
 
 /**
  * Writes blocks to the sink in submission order while up to `maxInFlight`
  * of them are still being compressed. `done` learns each block's offset.
+ * Marks (a file's start, queued for every file) do not count against
+ * `maxInFlight`: a run of small files, which queue a mark each and a
+ * fragment block now and then, would otherwise fill the window with marks
+ * and leave the compressors without work.
  */
 export class OrderedOutput {
   private readonly queue: Pending[] = [];
+  private blocks = 0;
   /** Bytes handed to the sink so far. */
   position = 0;
 
@@ -50,10 +57,12 @@ export class OrderedOutput {
 
   /** Queues a block (or raw bytes); waits while too many are in flight. */
   async push(result: Promise<StoredBlock | Uint8Array> | Uint8Array, done?: Pending['done']): Promise<void> {
+    const block = !(result instanceof Uint8Array);
     const promise = Promise.resolve(result);
     promise.catch(() => undefined); // observed when drained; keep it from being reported as unhandled meanwhile
-    this.queue.push({ result: promise, done });
-    while (this.queue.length > this.maxInFlight) await this.drainOne();
+    this.queue.push({ result: promise, done, block });
+    if (block) this.blocks++;
+    while (this.blocks > this.maxInFlight) await this.drainOne();
   }
 
   /** Learns the offset at which the next queued byte will land, once everything before it is written. */
@@ -67,6 +76,7 @@ export class OrderedOutput {
 
   private async drainOne(): Promise<void> {
     const next = this.queue.shift()!;
+    if (next.block) this.blocks--;
     const value = await next.result;
     const block = value instanceof Uint8Array ? undefined : value;
     const bytes = block ? block.bytes : (value as Uint8Array);

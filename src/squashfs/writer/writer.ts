@@ -57,6 +57,11 @@ export interface WriterOptions {
    * Default: the codec, on the calling thread (or its `compressAsync`).
    */
   storeBlock?: (data: Uint8Array, level: number) => Promise<StoredBlock>;
+  /**
+   * Where the buffers that blocks are read into come from (default: new
+   * ones); e.g. buffers a `storeBlock` pool handed back once done with them.
+   */
+  blockBuffer?: (length: number) => Uint8Array;
   createHash?: HashFactory;
   /** Blocks compressed ahead of the one being written (default 8). */
   maxInFlight?: number;
@@ -143,6 +148,7 @@ export async function writeImage(source: TreeSource, root: SourcePath, sink: Ima
     sizeCounts: tree.sizeCounts,
     store: options.storeBlock ? (data) => options.storeBlock!(data, level) : blockStorer(codec, level),
     createHash: options.createHash ?? sha256,
+    blockBuffer: options.blockBuffer,
     signal: options.signal,
     onRead: (bytes) => (progress.bytesRead += bytes),
   });
