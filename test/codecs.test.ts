@@ -15,9 +15,12 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { codecById, codecByName, defaultCodecs, type Codec } from '../src/codecs/index.js';
 import { SquashfsError } from '../src/errors.js';
+import { nodeCodecs } from '../src/node/codecs.js';
 
 const codecs = defaultCodecs();
 const codec = (name: string): Codec => codecByName(codecs, name);
+/** zstd decoded by the reference library in WASM (Node's registry), beside fzstd above. */
+const wasmZstd = codecByName(nodeCodecs(), 'zstd');
 const FIXTURES = path.join(import.meta.dirname, 'fixtures', 'codecs');
 
 // ---------------------------------------------------------------- tools
@@ -437,23 +440,31 @@ function expectCodecError(fn: () => unknown, message?: RegExp): void {
 const fixture = (file: string): Fixture => fixtures.find((f) => f.file === file)!;
 
 describe('sizes found in the data are never trusted', () => {
-  it('zstd: a frame declaring 2^40 bytes fails before allocating', () => {
-    const frame = Uint8Array.of(0x28, 0xb5, 0x2f, 0xfd, 0xe0, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0);
-    expectCodecError(() => codec('zstd').decompress(frame, 4096), /^zstd block: frame declares 1099511627776 bytes, expected 4096/);
-  });
+  for (const [label, zstd] of [['zstd', () => codec('zstd')], ['zstd (wasm)', () => wasmZstd]] as const) {
+    it(`${label}: a frame declaring 2^40 bytes fails before allocating`, () => {
+      const frame = Uint8Array.of(0x28, 0xb5, 0x2f, 0xfd, 0xe0, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0);
+      expectCodecError(() => zstd().decompress(frame, 4096), /^zstd block: frame declares 1099511627776 bytes, expected 4096/);
+    });
 
-  it('zstd: a 2 TiB window (no content size) is clamped to the expected length', () => {
-    const f = fixture('text-4k.bin.stream.zst');
-    const patched = f.data.slice();
-    expect(patched[4] & 0x20).toBe(0); // not single-segment: it has a window descriptor
-    patched[5] = 0xf8; // 2^41 bytes
-    expect(Buffer.compare(codec('zstd').decompress(patched, 4096), f.expected)).toBe(0);
-  });
+    it(`${label}: a 2 TiB window (no content size) is clamped to the expected length`, () => {
+      const f = fixture('text-4k.bin.stream.zst');
+      const patched = f.data.slice();
+      expect(patched[4] & 0x20).toBe(0); // not single-segment: it has a window descriptor
+      patched[5] = 0xf8; // 2^41 bytes
+      expect(Buffer.compare(zstd().decompress(patched, 4096), f.expected)).toBe(0);
+    });
 
-  it('zstd: data after the frame is refused', () => {
-    const f = fixture('text-4k.bin.zst');
-    expectCodecError(() => codec('zstd').decompress(Uint8Array.from([...f.data, 0, 0, 0, 0]), 4096), /zstd/);
-  });
+    it(`${label}: data after the frame is refused`, () => {
+      const f = fixture('text-4k.bin.zst');
+      expectCodecError(() => zstd().decompress(Uint8Array.from([...f.data, 0, 0, 0, 0]), 4096), /zstd/);
+    });
+
+    it(`${label}: reads every zstd reference frame`, () => {
+      const frames = fixtures.filter((f) => f.codec === 'zstd');
+      expect(frames.length).toBeGreaterThan(0);
+      for (const f of frames) expect(Buffer.compare(zstd().decompress(f.data, f.expected.length), f.expected), f.file).toBe(0);
+    });
+  }
 
   it('lzma: a header size other than the expected length is refused', () => {
     const f = fixture('text-4k.bin.lzma');
@@ -522,8 +533,13 @@ const CASE_TIME_LIMIT_MS = 1000;
 const FUZZ_RUNS = Number(process.env.CODEC_FUZZ_RUNS ?? 300);
 
 describe('corrupt blocks give the right length or CODEC_ERROR, quickly', () => {
-  for (const name of ['zstd', 'xz', 'lzma', 'lz4', 'lzo']) {
-    it(name, () => {
+  // zstd twice: the pure-JS decoder (defaultCodecs) and the reference library in WASM (nodeCodecs).
+  const decoders: [label: string, name: string, decoder: Codec][] = [
+    ...['zstd', 'xz', 'lzma', 'lz4', 'lzo'].map((name): [string, string, Codec] => [name, name, codec(name)]),
+    ['zstd (wasm)', 'zstd', wasmZstd],
+  ];
+  for (const [label, name, decoder] of decoders) {
+    it(label, () => {
       const valid = fixtures.filter((f) => f.codec === name);
       expect(valid.length).toBeGreaterThan(0);
       let errors = 0;
@@ -532,7 +548,7 @@ describe('corrupt blocks give the right length or CODEC_ERROR, quickly', () => {
           const [data, expectedLength] = mutate(f.data, f.expected.length, m);
           const start = performance.now();
           try {
-            const out = codec(name).decompress(data, expectedLength);
+            const out = decoder.decompress(data, expectedLength);
             expect(out.length).toBe(expectedLength);
             // An unchanged block asked for another length must fail.
             expect(m.kind).not.toBe('length');
@@ -551,12 +567,12 @@ describe('corrupt blocks give the right length or CODEC_ERROR, quickly', () => {
       expect(errors).toBeGreaterThan(0);
     });
 
-    it(`${name}: random bytes`, () => {
+    it(`${label}: random bytes`, () => {
       fc.assert(
         fc.property(fc.uint8Array({ maxLength: 300 }), fc.integer({ min: 0, max: 65536 }), (data, expectedLength) => {
           const start = performance.now();
           try {
-            expect(codec(name).decompress(data, expectedLength).length).toBe(expectedLength);
+            expect(decoder.decompress(data, expectedLength).length).toBe(expectedLength);
           } catch (error) {
             expect(error).toBeInstanceOf(SquashfsError);
             expect((error as SquashfsError).code).toBe('CODEC_ERROR');

@@ -26,7 +26,7 @@ import { SquashfsError } from '../errors.js';
 export const ZSTD_WASM_PACKAGE = '@foxglove/wasm-zstd';
 
 /** The module's file, beside the package's entry point (`dist/index.js`). */
-const WASM_FILE = 'wasm-zstd.wasm';
+export const ZSTD_WASM_FILE = 'wasm-zstd.wasm';
 
 /** What each (minified) export of the build is. */
 const EXPORTS = {
@@ -76,13 +76,13 @@ function checkModuleShape(module: WebAssembly.Module): void {
   const importNames = imports.map((i) => `${i.module}.${i.name}:${i.kind}`).sort();
   const expected = IMPORT_NAMES.map((name) => `a.${name}:function`);
   if (importNames.join(',') !== expected.join(',')) {
-    wasmError(`the WebAssembly module is not ${ZSTD_WASM_PACKAGE}'s ${WASM_FILE} (imports ${importNames.join(', ') || 'none'})`);
+    wasmError(`the WebAssembly module is not ${ZSTD_WASM_PACKAGE}'s ${ZSTD_WASM_FILE} (imports ${importNames.join(', ') || 'none'})`);
   }
   const exports = new Map(WebAssembly.Module.exports(module).map((e) => [e.name, e.kind]));
   for (const [meaning, name] of Object.entries(EXPORTS)) {
     const kind = exports.get(name);
     const want = meaning === 'memory' ? 'memory' : 'function';
-    if (kind !== want) wasmError(`the WebAssembly module is not ${ZSTD_WASM_PACKAGE}'s ${WASM_FILE} (export "${name}" for ${meaning} is ${kind ?? 'missing'})`);
+    if (kind !== want) wasmError(`the WebAssembly module is not ${ZSTD_WASM_PACKAGE}'s ${ZSTD_WASM_FILE} (export "${name}" for ${meaning} is ${kind ?? 'missing'})`);
   }
 }
 
@@ -141,7 +141,7 @@ export class ZstdWasm {
     const x = Object.fromEntries(Object.entries(EXPORTS).map(([meaning, name]) => [meaning, raw[name]])) as unknown as Exports;
     for (const [meaning, arity] of Object.entries(ARITY)) {
       const fn = (x as unknown as Record<string, Fn>)[meaning];
-      if (fn.length !== arity) wasmError(`export for ${meaning} takes ${fn.length} arguments, expected ${arity}: not the pinned ${WASM_FILE} build`);
+      if (fn.length !== arity) wasmError(`export for ${meaning} takes ${fn.length} arguments, expected ${arity}: not the pinned ${ZSTD_WASM_FILE} build`);
     }
     memory = x.memory;
     this.broken = false;
@@ -178,7 +178,7 @@ export class ZstdWasm {
     });
   }
 
-  /** The `expectedLength` bytes of one zstd frame (used by the self-test). */
+  /** The bytes of one zstd frame, at most `expectedLength` of them (the caller checks the frame and the length). */
   decompress(frame: Uint8Array, expectedLength: number): Uint8Array {
     return this.guard(`decompression of ${frame.length} bytes`, () => {
       const x = this.x;
@@ -274,13 +274,13 @@ export function loadZstdWasmModule(): Promise<WebAssembly.Module> {
     try {
       const { readFile } = await nodeBuiltin<typeof import('node:fs/promises')>('fs/promises');
       const { dirname, join } = await nodeBuiltin<typeof import('node:path')>('path');
-      const file = join(dirname(await packageEntry()), WASM_FILE);
+      const file = join(dirname(await packageEntry()), ZSTD_WASM_FILE);
       return await WebAssembly.compile(await readFile(file));
     } catch (cause) {
       nodeModule = undefined;
       throw new SquashfsError(
         'UNSUPPORTED_COMPRESSOR',
-        `zstd compression needs ${ZSTD_WASM_PACKAGE}'s ${WASM_FILE}: pass it as { module } (a WebAssembly.Module), or run on Node with the package installed (${(cause as Error).message})`,
+        `zstd compression needs ${ZSTD_WASM_PACKAGE}'s ${ZSTD_WASM_FILE}: pass it as { module } (a WebAssembly.Module), or run on Node with the package installed (${(cause as Error).message})`,
         { cause },
       );
     }

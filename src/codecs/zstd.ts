@@ -3,16 +3,18 @@ import { SquashfsError } from '../errors.js';
 import { CompressorId } from '../squashfs/constants.js';
 import { checkLength, checkLevel, type Codec } from './codec.js';
 import { codecError, guardDecode } from './lzma.js';
-import { instantiateZstdWasm, loadZstdWasmModule } from './zstd-wasm.js';
+import { instantiateZstdWasm, loadZstdWasmModule, type ZstdWasm } from './zstd-wasm.js';
 
 /**
- * The "zstd" compressor (id 6): each block is one zstd frame. Decoding is
- * fzstd (pure JS, by the fflate author); encoding is the reference library
- * in WASM (zstd-wasm.ts). Before handing it a frame, the
- * frame header and block headers are checked here so that fzstd never
- * allocates from a size found in corrupt data: the declared content size
- * must be the expected length, the window is clamped to what the expected
- * output can use, and the data must be exactly one frame.
+ * The "zstd" compressor (id 6): each block is one zstd frame. Encoding is
+ * the reference library in WASM (zstd-wasm.ts); so is decoding where that
+ * module is loaded (ZSTD_decompress into a buffer of the expected length,
+ * several times faster), else fzstd (pure JS, by the fflate author).
+ * Before either sees a frame, the frame header and block headers are
+ * checked here so that nothing allocates from a size found in corrupt
+ * data: the declared content size must be the expected length, the window
+ * is clamped to what the expected output can use, and the data must be
+ * exactly one frame.
  */
 
 const fail: (message: string) => never = (message) => codecError('zstd', message);
@@ -92,7 +94,8 @@ function windowDescriptorFor(size: number): number {
   return 0xff;
 }
 
-export function decodeZstdFrame(data: Uint8Array, expectedLength: number, atMost = false): Uint8Array {
+/** Decodes one checked frame; with `wasm`, in the reference library, else with fzstd. */
+export function decodeZstdFrame(data: Uint8Array, expectedLength: number, atMost = false, wasm?: ZstdWasm): Uint8Array {
   const header = readFrameHeader(data);
   if (header.contentSize !== undefined && (atMost ? header.contentSize > expectedLength : header.contentSize !== expectedLength)) {
     fail(`frame declares ${header.contentSize} bytes, expected ${atMost ? 'at most ' : ''}${expectedLength}`);
@@ -107,6 +110,15 @@ export function decodeZstdFrame(data: Uint8Array, expectedLength: number, atMost
       frame = data.slice();
       frame[5] = descriptor;
     }
+  }
+  if (wasm) {
+    let out: Uint8Array;
+    try {
+      out = wasm.decompress(frame, expectedLength);
+    } catch (error) {
+      fail(`does not decode (${(error as Error).message})`);
+    }
+    return checkLength('zstd', out, expectedLength, atMost);
   }
   const out = new Uint8Array(expectedLength);
   let outPos = 0;
@@ -132,7 +144,8 @@ export function encodeZstdOptions(level: number): Uint8Array | undefined {
   return bytes;
 }
 
-function zstdBase(compress: Codec['compress']): Codec {
+/** `wasm` gives the instance to decode with, when there is one. */
+function zstdBase(compress: Codec['compress'], wasm: () => ZstdWasm | undefined = () => undefined): Codec {
   return {
     id: CompressorId.ZSTD,
     name: 'zstd',
@@ -140,7 +153,7 @@ function zstdBase(compress: Codec['compress']): Codec {
     minLevel: 1,
     maxLevel: 22,
     compress,
-    decompress: (data, expectedLength, atMost) => guardDecode('zstd', data, expectedLength, () => decodeZstdFrame(data, expectedLength, atMost)),
+    decompress: (data, expectedLength, atMost) => guardDecode('zstd', data, expectedLength, () => decodeZstdFrame(data, expectedLength, atMost, wasm())),
     encodeOptions: encodeZstdOptions,
   };
 }
@@ -150,13 +163,13 @@ function zstdBase(compress: Codec['compress']): Codec {
  * synchronous, so it can sit in the registry `defaultCodecs()` builds.
  * For writing use `createZstdCodec()`.
  */
-export function zstdCodec(): Codec {
+export function zstdCodec(decoder?: () => ZstdWasm | undefined): Codec {
   return zstdBase(() => {
     throw new SquashfsError(
       'UNSUPPORTED_COMPRESSOR',
       'zstd compression is not supported; this codec only reads: register `await createZstdCodec()` to write zstd (on Node, loadNodeCodecs() does)',
     );
-  });
+  }, decoder);
 }
 
 export interface ZstdCodecOptions {
@@ -175,13 +188,16 @@ export interface ZstdCodecOptions {
  * size known (so the window never exceeds the block: what the Linux kernel
  * needs), the same as squashfs-tools' ZSTD_compressCCtx. `compress` is
  * synchronous; each codec owns one WASM instance, so make one per thread.
- * Decoding stays the checked pure-JS decoder.
+ * Decoding uses the same instance.
  */
 export async function createZstdCodec(options: ZstdCodecOptions = {}): Promise<Codec> {
   const wasm = instantiateZstdWasm(options.module ?? (await loadZstdWasmModule()));
-  const codec: Codec = zstdBase((data, level) => {
-    checkLevel(codec, level);
-    return wasm.compress(data, level);
-  });
+  const codec: Codec = zstdBase(
+    (data, level) => {
+      checkLevel(codec, level);
+      return wasm.compress(data, level);
+    },
+    () => wasm,
+  );
   return codec;
 }

@@ -1,10 +1,14 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { createRegistry, type Codec, type CodecRegistry } from '../codecs/codec.js';
 import { gzipCodec } from '../codecs/gzip.js';
 import { defaultCodecs } from '../codecs/index.js';
 import { createZstdCodec, zstdCodec } from '../codecs/zstd.js';
+import { instantiateZstdWasm, ZSTD_WASM_FILE, ZSTD_WASM_PACKAGE, type ZstdWasm } from '../codecs/zstd-wasm.js';
 import { SquashfsError } from '../errors.js';
 import type { HashFactory } from '../hash.js';
 
@@ -30,9 +34,35 @@ export function nodeGzipCodec() {
   });
 }
 
-/** Every codec, with Node's native primitives where it has them (zlib); zstd only reads (see loadNodeCodecs). */
+/**
+ * The installed zstd module, compiled synchronously (Node allows it) the
+ * first time a zstd block is decoded on this thread; undefined when it
+ * cannot be loaded, and decoding then stays in pure JS.
+ */
+let zstdDecoder: ZstdWasm | null | undefined = null;
+function nodeZstdDecoder(): ZstdWasm | undefined {
+  if (zstdDecoder === null) {
+    try {
+      let entry: string;
+      try {
+        entry = createRequire(import.meta.url).resolve(ZSTD_WASM_PACKAGE);
+      } catch {
+        entry = createRequire(join(process.cwd(), 'index.js')).resolve(ZSTD_WASM_PACKAGE); // a bundle copied elsewhere
+      }
+      zstdDecoder = instantiateZstdWasm(new WebAssembly.Module(readFileSync(join(dirname(entry), ZSTD_WASM_FILE))));
+    } catch {
+      zstdDecoder = undefined;
+    }
+  }
+  return zstdDecoder;
+}
+
+/**
+ * Every codec, with Node's native primitives where it has them (zlib) and
+ * zstd decoding in WASM; zstd only reads (see loadNodeCodecs).
+ */
 export function nodeCodecs(): CodecRegistry {
-  return createRegistry([...defaultCodecs().values(), nodeGzipCodec()]);
+  return createRegistry([...defaultCodecs().values(), nodeGzipCodec(), zstdCodec(nodeZstdDecoder)]);
 }
 
 export const nodeSha256: HashFactory = () => {
