@@ -103,6 +103,24 @@ describe('packDirectory options', () => {
     await expectExtractMatches(image, src);
   }, TIMEOUT);
 
+  it('without getfattr: warns once, stores no xattrs, packs everything else', async () => {
+    const src = path.join(work, 'no-getfattr-src');
+    await fsp.mkdir(path.join(src, 'd'), { recursive: true });
+    await fsp.writeFile(path.join(src, 'd', 'f'), 'x');
+    await fsp.writeFile(path.join(src, 'g'), 'y');
+    const image = path.join(work, 'no-getfattr.sqfs');
+    const warnings: string[] = [];
+    const saved = process.env.PATH;
+    process.env.PATH = path.join(work, 'empty-path'); // spawn finds no getfattr
+    try {
+      await packDirectory(src, image, { blockSize: 4096, mtime: MTIME, onWarning: (m) => warnings.push(m) });
+    } finally {
+      process.env.PATH = saved;
+    }
+    expect(warnings).toEqual(['getfattr is not installed: extended attributes are not stored']);
+    await expectListingMatches(image, src);
+  }, TIMEOUT);
+
   it('the image time defaults to SOURCE_DATE_EPOCH', async () => {
     const src = path.join(work, 'sde-src');
     await fsp.mkdir(src);

@@ -14,7 +14,7 @@ import { openImage } from './file-source.js';
 import { localStore } from './local-store.js';
 import { nodeSource } from './source.js';
 import { unpackImage, type UnpackResult } from './unpack.js';
-import { pathKey, readTreeXattrs } from './xattrs.js';
+import { treeXattrs } from './xattrs.js';
 
 /** The local store used when none is given: $SQFS_STORE_DIR, else <data dir>/squashfs-ts/backups. */
 export function defaultStoreDirectory(): string {
@@ -38,10 +38,7 @@ export const nodeBackupRuntime: BackupRuntime = {
       close: () => pool.close(),
     };
   },
-  xattrs: async (dir) => {
-    const table = await readTreeXattrs(dir);
-    return table ? async (path) => table.get(pathKey(path)) : undefined;
-  },
+  xattrs: async (dir) => treeXattrs(dir),
   randomUUID: () => randomUUID(),
 };
 

@@ -9,7 +9,7 @@ import { CompressPool, inFlightBlocks, sharedZstdModule } from './compress-pool.
 import { DEFAULT_BLOCK_SIZE } from '../squashfs/constants.js';
 import { FileSink } from './file-sink.js';
 import { nodeSource } from './source.js';
-import { pathKey, readTreeXattrs } from './xattrs.js';
+import { treeXattrs } from './xattrs.js';
 
 export interface PackOptions extends Omit<WriterOptions, 'exclude' | 'fragments' | 'xattrs' | 'codecs'> {
   /** Like mksquashfs -no-fragments. */
@@ -46,12 +46,8 @@ export function defaultMtime(mtime: number | undefined): number | undefined {
 export async function packDirectory(dir: string, imagePath: string, options: PackOptions = {}): Promise<PackResult> {
   const root = resolve(dir);
   const sink = new FileSink(resolve(imagePath));
-  let xattrs: WriterOptions['xattrs'];
-  if (options.xattrs ?? true) {
-    const table = await readTreeXattrs(root);
-    if (table) xattrs = async (path) => table.get(pathKey(path));
-    else options.onWarning?.('getfattr is not installed: extended attributes are not stored');
-  }
+  const xattrs: WriterOptions['xattrs'] =
+    options.xattrs ?? true ? treeXattrs(root, () => options.onWarning?.('getfattr is not installed: extended attributes are not stored')) : undefined;
   const { noFragments, alwaysUseFragments, exclude, processors, onWarning: _onWarning, xattrs: _xattrs, ...rest } = options;
   const codecs = await loadNodeCodecs();
   const compression = options.compression ?? 'gzip';

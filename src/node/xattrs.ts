@@ -57,3 +57,25 @@ export async function readTreeXattrs(root: string): Promise<Map<string, Xattr[]>
     child.on('close', () => resolve(parseGetfattr(Buffer.concat(chunks))));
   });
 }
+
+/**
+ * The tree's xattrs as the writer's lookup. The getfattr run starts now and
+ * is awaited at the first lookup, so it overlaps the start of packing
+ * (walking the tree, starting the compression workers) instead of holding
+ * it up. `onMissing` is told once when getfattr is not installed; every
+ * lookup then finds nothing.
+ */
+export function treeXattrs(root: string, onMissing?: () => void): (path: SourcePath) => Promise<readonly Xattr[] | undefined> {
+  const table = readTreeXattrs(root);
+  table.catch(() => undefined); // rethrown by the first lookup
+  let told = false;
+  return async (path) => {
+    const found = await table;
+    if (!found && !told) {
+      told = true;
+      onMissing?.();
+    }
+    return found?.get(pathKey(path));
+  };
+}
+
