@@ -9,6 +9,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CompressPool } from '../src/node/compress-pool.js';
 import { OrderedOutput, type StoredBlock } from '../src/squashfs/writer/output.js';
+import { writeImage } from '../src/squashfs/writer/writer.js';
+import { nodeSource } from '../src/node/source.js';
+import { openSync, closeSync, readdirSync } from 'node:fs';
 import { packDirectory } from '../src/node/index.js';
 import { expectExtractMatches } from './helpers/oracles.js';
 import { makeTrickyTree } from './helpers/tree.js';
@@ -62,6 +65,63 @@ describe('parallel compression', () => {
     } finally {
       await pool.close();
     }
+  });
+
+  it('reads blocks from a file descriptor itself: compressed, raw, holes, a short file, a bad descriptor', async () => {
+    const file = path.join(work, 'direct.bin');
+    let x = 88172645;
+    const random = new Uint8Array(4096).map(() => ((x ^= x << 13), (x ^= x >>> 17), (x ^= x << 5), x >>> 24));
+    const text = new TextEncoder().encode('squashfs '.repeat(456)).subarray(0, 4096);
+    await fsp.writeFile(file, Buffer.concat([text, random, new Uint8Array(4096)]));
+    const pool = new CompressPool('gzip', { threads: 2, blockSize: 4096 });
+    const fd = openSync(file, 'r');
+    try {
+      const [packed, raw, hole] = await Promise.all([0, 4096, 8192].map((p) => pool.storeFile(fd, p, 4096, 9)));
+      expect(inflateSync(packed!.bytes)).toEqual(Buffer.from(text));
+      expect(packed!.word).toBe(packed!.bytes.length);
+      expect(raw!.word).toBe(4096 | (1 << 24));
+      expect(Buffer.from(raw!.bytes)).toEqual(Buffer.from(random));
+      expect(hole).toEqual({ bytes: new Uint8Array(0), word: 0 });
+      await expect(pool.storeFile(fd, 10000, 4096, 9)).rejects.toMatchObject({ code: 'SOURCE_CHANGED', message: 'it ended at 12288 bytes' });
+    } finally {
+      closeSync(fd);
+    }
+    try {
+      await expect(pool.storeFile(fd, 0, 4096, 9)).rejects.toMatchObject({ code: 'EBADF' });
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('a file that ends early fails the pack with SOURCE_CHANGED naming it, and every descriptor is closed', async () => {
+    const dir = path.join(work, 'shrunk');
+    await fsp.mkdir(dir, { recursive: true });
+    await fsp.writeFile(path.join(dir, 'big'), new Uint8Array(5 * 4096).fill(7));
+    await fsp.writeFile(path.join(dir, 'small'), 'x');
+    const real = nodeSource();
+    // The walk sees 3 blocks more than the file has: the workers reading it come up short.
+    const lying = { ...real, lstat: async (p: Parameters<typeof real.lstat>[0]) => {
+      const st = await real.lstat(p);
+      return String(p).endsWith('/big') ? { ...st, size: st.size + 3 * 4096 } : st;
+    } };
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const before = fds();
+    const pool = new CompressPool('gzip', { threads: 2, blockSize: 4096 });
+    let after = 0;
+    try {
+      const sink = { write: () => undefined, finish: () => undefined };
+      const error = await writeImage(lying, dir, sink, {
+        blockSize: 4096,
+        storeBlock: (data, level) => pool.store(data, level),
+        storeFileBlock: (fd, position, length, level) => pool.storeFile(fd, position, length, level),
+      }).catch((e) => e);
+      expect(error).toMatchObject({ code: 'SOURCE_CHANGED', message: expect.stringMatching(/big changed while it was packed: it ended at 20480 bytes, 32768 were expected/) });
+    } finally {
+      await pool.close();
+      await new Promise((resolve) => setTimeout(resolve, 100)); // the deferred close runs once the workers are done
+      after = fds();
+    }
+    expect(after).toBe(before); // the image's file, held open for the workers, was closed
   });
 
   it('stores incompressible blocks raw and compressible ones compressed', async () => {

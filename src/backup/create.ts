@@ -63,6 +63,7 @@ export interface CreateBackupOptions {
 export interface BackupCompressor {
   storeBlock: (data: Uint8Array, level: number) => Promise<StoredBlock>;
   blockBuffer?: (length: number) => Uint8Array;
+  storeFileBlock?: (fd: number, position: number, length: number, level: number) => Promise<StoredBlock>;
   maxInFlight: number;
   close(): Promise<void>;
 }
@@ -195,6 +196,7 @@ async function create(runtime: BackupRuntime, config: Config, options: CreateBac
       createHash: runtime.createHash,
       storeBlock: compressor?.storeBlock,
       blockBuffer: compressor?.blockBuffer,
+      storeFileBlock: compressor?.storeFileBlock,
       maxInFlight: compressor?.maxInFlight,
       exclude,
       xattrs: options.fs ? undefined : await runtime.xattrs?.(dir),

@@ -34,6 +34,7 @@ export const nodeBackupRuntime: BackupRuntime = {
     return {
       storeBlock: (data, level) => pool.store(data, level),
       blockBuffer: (length) => pool.buffer(length),
+      storeFileBlock: (fd, position, length, level) => pool.storeFile(fd, position, length, level),
       maxInFlight: inFlightBlocks(pool.threads, blockSize),
       close: () => pool.close(),
     };

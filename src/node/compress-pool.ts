@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { SquashfsError } from '../errors.js';
 import type { StoredBlock } from '../squashfs/writer/output.js';
-import type { CompressReply, CompressWorkerData } from './compress-worker.js';
+import type { CompressReply, CompressRequest, CompressWorkerData } from './compress-worker.js';
 import { workerScript } from './worker-script.js';
 import { DEFAULT_BLOCK_SIZE } from '../squashfs/constants.js';
 import { loadZstdWasmModule } from '../codecs/zstd-wasm.js';
@@ -85,7 +85,9 @@ export class CompressPool {
         const waiter = slot.pending.get(reply.id);
         if (!waiter) return;
         slot.pending.delete(reply.id);
-        if ('error' in reply) waiter.reject(new SquashfsError('CODEC_ERROR', `${codec} compression failed on a worker: ${reply.error}`));
+        if ('ended' in reply) waiter.reject(new SquashfsError('SOURCE_CHANGED', `it ended at ${reply.ended} bytes`));
+        else if ('readError' in reply) waiter.reject(Object.assign(new Error(reply.readError), { code: reply.code }));
+        else if ('error' in reply) waiter.reject(new SquashfsError('CODEC_ERROR', `${codec} compression failed on a worker: ${reply.error}`));
         else {
           const spare = reply.spare?.buffer;
           if (spare && spare.byteLength === this.blockSize && this.spares.length < MAX_SPARES) this.spares.push(spare as ArrayBuffer);
@@ -121,18 +123,33 @@ export class CompressPool {
 
   /** Compresses one block (transferring it), or keeps it raw when that is smaller. */
   store(data: Uint8Array, level: number): Promise<StoredBlock> {
+    const whole = this.ours.has(data.buffer) || (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength);
+    const owned = whole ? data : data.slice();
+    return this.send({ id: 0, data: owned, level }, [owned.buffer as ArrayBuffer]);
+  }
+
+  /**
+   * Reads `length` bytes at `position` of the open file `fd` on a worker
+   * and stores them as `store` would; an all-zero block comes back as word
+   * 0 with no bytes (a hole). Rejects with SOURCE_CHANGED (message "it
+   * ended at N bytes") when the file is shorter, and with errno's error
+   * when reading fails. `fd` must stay open until this settles.
+   */
+  storeFile(fd: number, position: number, length: number, level: number): Promise<StoredBlock> {
+    return this.send({ id: 0, fd, position, length, level }, []);
+  }
+
+  private send(request: CompressRequest, transfer: ArrayBuffer[]): Promise<StoredBlock> {
     if (this.failed) return Promise.reject(this.failed);
     const slot = this.slots.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
     const id = this.nextId++;
-    const whole = this.ours.has(data.buffer) || (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength);
-    const owned = whole ? data : data.slice();
-    return new Promise((resolve, reject) => {
+    return new Promise<StoredBlock>((resolve, reject) => {
       slot.pending.set(id, { resolve, reject });
       slot.worker.ref();
-      slot.worker.postMessage({ id, data: owned, level }, [owned.buffer as ArrayBuffer]);
+      slot.worker.postMessage({ ...request, id }, transfer);
     }).finally(() => {
       if (slot.pending.size === 0) slot.worker.unref();
-    }) as Promise<StoredBlock>;
+    });
   }
 
   async close(): Promise<void> {

@@ -1,21 +1,42 @@
 /**
  * A compression worker: compresses data blocks for the writer's pool and
  * decides, like the writer would, whether a block is stored compressed.
- * Blocks travel by transfer, not by copy.
+ * Blocks travel by transfer, not by copy; or the worker reads them itself
+ * from a file descriptor of the process.
  */
+import { readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
+import { isAllZero } from '../squashfs/bytes.js';
 import { codecByName } from '../codecs/codec.js';
 import { DATA_UNCOMPRESSED } from '../squashfs/constants.js';
 import { loadNodeCodecs } from './codecs.js';
 
-export interface CompressRequest {
-  id: number;
-  data: Uint8Array;
-  level: number;
-}
+/** A block to compress: its bytes, or where to read them (`length` bytes at `position` of the open file `fd`). */
+export type CompressRequest = { id: number; level: number } & ({ data: Uint8Array } | { fd: number; position: number; length: number });
 
-/** `spare` is the block's own buffer (a view on it), handed back for reuse when the reply carries other bytes. */
-export type CompressReply = { id: number; bytes: Uint8Array; word: number; spare?: Uint8Array } | { id: number; error: string };
+/**
+ * `spare` is the block's own buffer (a view on it), handed back for reuse
+ * when the reply carries other bytes. A block read here that is all zeros
+ * comes back as word 0 with no bytes (a hole); `ended` says where a file
+ * ended before the block did; `readError` is a failed read's message and
+ * errno code (e.g. EIO); `error` is the codec's.
+ */
+export type CompressReply =
+  | { id: number; bytes: Uint8Array; word: number; spare?: Uint8Array }
+  | { id: number; ended: number }
+  | { id: number; readError: string; code?: string }
+  | { id: number; error: string };
+
+/** Reads `length` bytes at `position`; the number read short of that when the file ends first. */
+function readAt(fd: number, data: Uint8Array, position: number): number {
+  let filled = 0;
+  while (filled < data.length) {
+    const n = readSync(fd, data, filled, data.length - filled, position + filled);
+    if (n === 0) break;
+    filled += n;
+  }
+  return filled;
+}
 
 export interface CompressWorkerData {
   codec: string;
@@ -30,15 +51,45 @@ const codec = codecByName(await loadNodeCodecs({ zstdModule }), name);
 const owned = (bytes: Uint8Array) =>
   bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
 
-port.on('message', ({ id, data, level }: CompressRequest) => {
+/** Where blocks read here land; reused, so what leaves the thread is a copy or the compressed bytes. */
+let readBuffer = new Uint8Array(0);
+
+port.on('message', (request: CompressRequest) => {
+  const { id, level } = request;
   try {
-    const packed = codec.compress(data, level);
-    if (packed.length < data.length) {
-      const bytes = owned(packed);
-      port.postMessage({ id, bytes, word: packed.length, spare: data } satisfies CompressReply, [bytes.buffer as ArrayBuffer, data.buffer as ArrayBuffer]);
-    } else {
-      port.postMessage({ id, bytes: data, word: data.length | DATA_UNCOMPRESSED } satisfies CompressReply, [data.buffer as ArrayBuffer]);
+    if ('data' in request) {
+      const { data } = request;
+      const packed = codec.compress(data, level);
+      if (packed.length < data.length) {
+        const bytes = owned(packed);
+        port.postMessage({ id, bytes, word: packed.length, spare: data } satisfies CompressReply, [bytes.buffer as ArrayBuffer, data.buffer as ArrayBuffer]);
+      } else {
+        port.postMessage({ id, bytes: data, word: data.length | DATA_UNCOMPRESSED } satisfies CompressReply, [data.buffer as ArrayBuffer]);
+      }
+      return;
     }
+    const { fd, position, length } = request;
+    if (readBuffer.length < length) readBuffer = new Uint8Array(length);
+    const data = readBuffer.subarray(0, length);
+    let filled: number;
+    try {
+      filled = readAt(fd, data, position);
+    } catch (error) {
+      const e = error as Error & { code?: unknown };
+      port.postMessage({ id, readError: e.message, code: typeof e.code === 'string' ? e.code : undefined } satisfies CompressReply);
+      return;
+    }
+    if (filled < length) {
+      port.postMessage({ id, ended: position + filled } satisfies CompressReply);
+      return;
+    }
+    if (isAllZero(data)) {
+      port.postMessage({ id, bytes: new Uint8Array(0), word: 0 } satisfies CompressReply);
+      return;
+    }
+    const packed = codec.compress(data, level);
+    const bytes = packed.length < length ? owned(packed) : data.slice();
+    port.postMessage({ id, bytes, word: packed.length < length ? packed.length : length | DATA_UNCOMPRESSED } satisfies CompressReply, [bytes.buffer as ArrayBuffer]);
   } catch (error) {
     port.postMessage({ id, error: (error as Error).message } satisfies CompressReply);
   }

@@ -72,6 +72,7 @@ export async function packDirectory(dir: string, imagePath: string, options: Pac
       createHash: nodeSha256,
       storeBlock: pool ? (data, level) => pool.store(data, level) : undefined,
       blockBuffer: pool ? (length) => pool.buffer(length) : undefined,
+      storeFileBlock: pool ? (fd, position, length, level) => pool.storeFile(fd, position, length, level) : undefined,
       maxInFlight: pool ? inFlightBlocks(pool.threads, options.blockSize ?? DEFAULT_BLOCK_SIZE) : undefined,
       ...rest,
       mtime: defaultMtime(options.mtime),

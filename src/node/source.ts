@@ -35,6 +35,7 @@ export function nodeSource(): TreeSource {
       wrap(path, 'open', (): SourceFile => {
         const fd = fs.openSync(toFsPath(path), 'r');
         return {
+          fd,
           read: (buffer, position) => wrap(path, 'read', () => fs.readSync(fd, buffer, 0, buffer.length, position)),
           close: () => wrap(path, 'close', () => fs.closeSync(fd)),
         };

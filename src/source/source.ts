@@ -27,6 +27,11 @@ export interface SourceStat {
 export interface SourceFile {
   /** Reads up to `buffer.length` bytes at `position`; returns how many were read (0 at the end). */
   read(buffer: Uint8Array, position: number): Promise<number>;
+  /**
+   * The OS file descriptor, where the file is a real open file: other
+   * threads of the process can read it too (the compression workers do).
+   */
+  fd?: number;
   close(): Promise<void>;
 }
 

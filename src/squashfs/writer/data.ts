@@ -1,5 +1,6 @@
 import { SquashfsError, throwIfAborted } from '../../errors.js';
 import { toHex, type HashFactory, type Hasher } from '../../hash.js';
+import { sourceError } from '../../source/fs-source.js';
 import { displayPath } from '../../source/paths.js';
 import type { SourceFile, TreeSource } from '../../source/source.js';
 import { isAllZero } from '../bytes.js';
@@ -20,6 +21,8 @@ export interface DataWriterOptions {
   sizeCounts: ReadonlyMap<number, number>;
   store: (data: Uint8Array) => Promise<StoredBlock>;
   createHash: HashFactory;
+  /** Reads and stores a block from a file descriptor elsewhere (see WriterOptions.storeFileBlock). */
+  storeFileBlock?: (fd: number, position: number, length: number) => Promise<StoredBlock>;
   /** Where read buffers come from (default: new ones). */
   blockBuffer?: (length: number) => Uint8Array;
   /** Small files read ahead of the one being written (default 32). */
@@ -31,6 +34,9 @@ export interface DataWriterOptions {
 /** Reads a file's bytes at given positions, from the source or from memory. */
 type ReadAt = (position: number, length: number) => Promise<Uint8Array>;
 
+/** Reads and stores a file's block at a position without it passing through here. */
+type StoreAt = (position: number, length: number) => Promise<StoredBlock>;
+
 /**
  * The data phase: writes each regular file's blocks (holes for all-zero
  * blocks) and packs tails into fragment blocks, recording every layout.
@@ -40,6 +46,8 @@ export class DataWriter {
   private fragment: Uint8Array;
   private fragmentFill = 0;
   private readonly seen = new Map<string, FileLayout>();
+  /** Files closed once the blocks read from their descriptors elsewhere are done. */
+  private readonly closing: Promise<void>[] = [];
 
   constructor(
     private readonly source: TreeSource,
@@ -121,10 +129,11 @@ export class DataWriter {
   private async writeLarge(record: InodeRecord): Promise<void> {
     const size = record.stat.size;
     const file = await this.source.open(record.path);
+    const elsewhere: Promise<unknown>[] = [];
     try {
       const readAt: ReadAt = (position, length) => this.readExactly(file, record, position, length);
       if (!this.isCandidate(record)) {
-        record.layout = await this.writeData(record, readAt);
+        record.layout = await this.writeData(record, readAt, undefined, this.storeAt(file, record, elsewhere));
         await this.expectEnd(file, record);
         return;
       }
@@ -145,8 +154,31 @@ export class DataWriter {
       if (toHex(check.digest()) !== digest) throw this.changed(record, 'its contents changed between two reads');
       this.seen.set(key, record.layout);
     } finally {
-      await file.close();
+      if (elsewhere.length === 0) {
+        await file.close();
+      } else {
+        // Other threads still read through the descriptor: close it when they are done, never before (its number could be reused).
+        const closed = Promise.allSettled(elsewhere).then(() => file.close());
+        closed.catch(() => undefined); // awaited by finish(); after a failure nobody waits
+        this.closing.push(closed);
+      }
     }
+  }
+
+  /** Blocks of this file read and stored through its descriptor elsewhere, when the options allow it. */
+  private storeAt(file: SourceFile, record: InodeRecord, started: Promise<unknown>[]): StoreAt | undefined {
+    const { storeFileBlock, onRead } = this.options;
+    if (!storeFileBlock || file.fd === undefined) return undefined;
+    const fd = file.fd;
+    return (position, length) => {
+      const block = storeFileBlock(fd, position, length).catch((error: unknown) => {
+        if (!(error instanceof SquashfsError)) throw sourceError(error, record.path, 'read');
+        throw error.code === 'SOURCE_CHANGED' ? this.changed(record, `${error.message}, ${record.stat.size} were expected`) : error;
+      });
+      started.push(block);
+      onRead?.(length);
+      return block;
+    };
   }
 
   private isCandidate(record: InodeRecord): boolean {
@@ -178,9 +210,11 @@ export class DataWriter {
   async finish(): Promise<void> {
     await this.flushFragment();
     await this.out.flush();
+    await Promise.all(this.closing);
   }
 
-  private async writeData(record: InodeRecord, readAt: ReadAt, hasher?: Hasher): Promise<FileLayout> {
+  /** `storeAt`, when given, stores the whole blocks (not hashed: only for files that are not dedupe candidates). */
+  private async writeData(record: InodeRecord, readAt: ReadAt, hasher?: Hasher, storeAt?: StoreAt): Promise<FileLayout> {
     const { blockSize, fragments } = this.options;
     const size = record.stat.size;
     const tail = size % blockSize;
@@ -196,6 +230,13 @@ export class DataWriter {
     await this.out.mark((offset) => (layout.blocksStart = offset));
     for (let i = 0; i < blockCount; i++) {
       const length = Math.min(blockSize, size - i * blockSize);
+      if (storeAt) {
+        await this.out.push(storeAt(i * blockSize, length), (_offset, block) => {
+          if (block!.word === 0) layout.sparse += length; // a hole
+          else layout.blockSizes[i] = block!.word;
+        });
+        continue;
+      }
       const data = await readAt(i * blockSize, length);
       hasher?.update(data);
       if (isAllZero(data)) {

@@ -58,6 +58,15 @@ export interface WriterOptions {
    */
   storeBlock?: (data: Uint8Array, level: number) => Promise<StoredBlock>;
   /**
+   * Reads and stores one block of a file straight from its descriptor (a
+   * source file's `fd`), e.g. on the thread that compresses it, so the
+   * bytes never pass through this one. Resolves `{ word: 0 }` with no bytes
+   * for an all-zero block (a hole); rejects with SOURCE_CHANGED when the
+   * file ends early. Used for the blocks of files larger than a block that
+   * no other file could duplicate; everything else is read here.
+   */
+  storeFileBlock?: (fd: number, position: number, length: number, level: number) => Promise<StoredBlock>;
+  /**
    * Where the buffers that blocks are read into come from (default: new
    * ones); e.g. buffers a `storeBlock` pool handed back once done with them.
    */
@@ -149,6 +158,7 @@ export async function writeImage(source: TreeSource, root: SourcePath, sink: Ima
     store: options.storeBlock ? (data) => options.storeBlock!(data, level) : blockStorer(codec, level),
     createHash: options.createHash ?? sha256,
     blockBuffer: options.blockBuffer,
+    storeFileBlock: options.storeFileBlock ? (fd, position, length) => options.storeFileBlock!(fd, position, length, level) : undefined,
     signal: options.signal,
     onRead: (bytes) => (progress.bytesRead += bytes),
   });
