@@ -11,6 +11,7 @@ import { CompressPool } from '../src/node/compress-pool.js';
 import { OrderedOutput, type StoredBlock } from '../src/squashfs/writer/output.js';
 import { writeImage } from '../src/squashfs/writer/writer.js';
 import { nodeSource } from '../src/node/source.js';
+import { FileSink } from '../src/node/file-sink.js';
 import { openSync, closeSync, readdirSync } from 'node:fs';
 import { packDirectory } from '../src/node/index.js';
 import { expectExtractMatches } from './helpers/oracles.js';
@@ -174,3 +175,25 @@ describe('ordered output', () => {
     expect(offsets).toEqual(Array(10).fill(5));
   });
 });
+
+describe('file sink', () => {
+  it('writes gathered chunks in order, the superblock last, and finishes a short writev', async () => {
+    const target = path.join(work, 'sink.img');
+    const sink = new FileSink(target);
+    await sink.open();
+    // A handle whose writev writes only the first chunk: the sink must write the rest itself.
+    const handle = (sink as unknown as { handle: import('node:fs/promises').FileHandle }).handle;
+    const writev = handle.writev.bind(handle);
+    let short = 0;
+    handle.writev = (async (buffers: Uint8Array[]) => (short++, writev(buffers.slice(0, 1)))) as typeof handle.writev;
+    const chunks = Array.from({ length: 40 }, (_, i) => new Uint8Array(64 * 1024 + i).fill(i + 1));
+    await sink.write(new Uint8Array(96));
+    for (const chunk of chunks) await sink.write(chunk);
+    sink.finish(new Uint8Array(96).fill(0xee));
+    await sink.commit();
+    expect(short).toBeGreaterThan(1);
+    const expected = Buffer.concat([Buffer.alloc(96, 0xee), ...chunks]);
+    expect(Buffer.compare(await fsp.readFile(target), expected)).toBe(0);
+  });
+});
+

@@ -7,7 +7,7 @@ const FLUSH_AT = 1 << 20;
 /**
  * Writes an image to a temporary file beside `target`; `commit` patches the
  * superblock in at offset 0 and renames the file into place, `discard`
- * removes it. Small chunks are gathered into 1 MiB writes.
+ * removes it. Small chunks are gathered into 1 MiB writes (one writev each).
  */
 export class FileSink implements ImageSink {
   readonly tempPath: string;
@@ -51,11 +51,17 @@ export class FileSink implements ImageSink {
     await unlink(this.tempPath).catch(() => undefined);
   }
 
+  /** Writes the gathered chunks with one writev (no copy into one buffer), and the rest of a short write, if any. */
   private async flush(): Promise<void> {
     if (this.pendingBytes === 0) return;
-    const data = this.pending.length === 1 ? this.pending[0]! : Buffer.concat(this.pending);
+    const chunks = this.pending;
+    const total = this.pendingBytes;
     this.pending = [];
     this.pendingBytes = 0;
-    await this.handle!.write(data);
+    let { bytesWritten: done } = await this.handle!.writev(chunks);
+    if (done < total) {
+      const rest = Buffer.concat(chunks).subarray(done);
+      while (done < total) done += (await this.handle!.write(rest, done - (total - rest.length))).bytesWritten;
+    }
   }
 }
