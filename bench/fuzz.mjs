@@ -20,11 +20,11 @@
  * --save DIR (default bench/out/fuzz-failures). Exit code 1 when anything failed.
  */
 import { promises as fsp } from 'node:fs';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { loadEsbuild, nodeBundleOptions } from '../test/helpers/esbuild.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -44,15 +44,6 @@ const { values } = parseArgs({
   },
 });
 
-function loadEsbuild() {
-  const require = createRequire(import.meta.url);
-  try {
-    return require('esbuild');
-  } catch {
-    return createRequire(require.resolve('tsup'))('esbuild');
-  }
-}
-
 const scratch = await fsp.mkdtemp(path.join(os.tmpdir(), 'sqfs-fuzz-'));
 try {
   for (const f of values.src ? [] : ['dist/node.js', 'dist/index.js']) {
@@ -62,16 +53,7 @@ try {
   }
   // The fuzzer's TypeScript (mutations, exerciser, worker runner) as one ESM module.
   const helper = path.join(scratch, 'fuzz-helper.mjs');
-  await loadEsbuild().build({
-    entryPoints: [path.join(root, 'test/helpers/fuzz.ts')],
-    outfile: helper,
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    logLevel: 'silent',
-    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-  });
+  await loadEsbuild().build({ ...nodeBundleOptions, entryPoints: [path.join(root, 'test/helpers/fuzz.ts')], outfile: helper });
   const fuzz = await import(pathToFileURL(helper).href);
   // The worker runs the reader from dist/ (or src/ with --src).
   const from = values.src ? 'src' : 'dist';

@@ -26,7 +26,7 @@ import { SquashfsError } from '../errors.js';
 export const ZSTD_WASM_PACKAGE = '@foxglove/wasm-zstd';
 
 /** The module's file, beside the package's entry point (`dist/index.js`). */
-export const ZSTD_WASM_FILE = 'wasm-zstd.wasm';
+const ZSTD_WASM_FILE = 'wasm-zstd.wasm';
 
 /** What each (minified) export of the build is. */
 const EXPORTS = {
@@ -249,17 +249,27 @@ async function nodeBuiltin<T>(id: string): Promise<T> {
   return (await import(/* @vite-ignore */ specifier)) as T;
 }
 
-/** Where the zstd package's entry point is installed: beside this code, else (a bundle copied elsewhere) under the working directory. */
-async function packageEntry(): Promise<string> {
-  const { createRequire } = await nodeBuiltin<typeof import('node:module')>('module');
-  const { join } = await nodeBuiltin<typeof import('node:path')>('path');
+/** The Node calls that finding the module's file takes (passed in: this file imports nothing from Node). */
+export interface ZstdWasmLocator {
+  createRequire: typeof import('node:module').createRequire;
+  join: typeof import('node:path').join;
+  dirname: typeof import('node:path').dirname;
+  cwd: string | undefined;
+}
+
+/**
+ * The installed module's file: the package resolved from `from` (a file of
+ * this code), else (a bundle copied elsewhere) from the working directory.
+ */
+export function zstdWasmPath(node: ZstdWasmLocator, from: string): string {
+  let entry: string;
   try {
-    return createRequire(import.meta.url).resolve(ZSTD_WASM_PACKAGE);
+    entry = node.createRequire(from).resolve(ZSTD_WASM_PACKAGE);
   } catch (error) {
-    const cwd = (globalThis as { process?: NodeProcess }).process?.cwd?.();
-    if (!cwd) throw error;
-    return createRequire(join(cwd, 'index.js')).resolve(ZSTD_WASM_PACKAGE);
+    if (!node.cwd) throw error;
+    entry = node.createRequire(node.join(node.cwd, 'index.js')).resolve(ZSTD_WASM_PACKAGE);
   }
+  return node.join(node.dirname(entry), ZSTD_WASM_FILE);
 }
 
 let nodeModule: Promise<WebAssembly.Module> | undefined;
@@ -274,8 +284,9 @@ export function loadZstdWasmModule(): Promise<WebAssembly.Module> {
     try {
       const { readFile } = await nodeBuiltin<typeof import('node:fs/promises')>('fs/promises');
       const { dirname, join } = await nodeBuiltin<typeof import('node:path')>('path');
-      const file = join(dirname(await packageEntry()), ZSTD_WASM_FILE);
-      return await WebAssembly.compile(await readFile(file));
+      const { createRequire } = await nodeBuiltin<typeof import('node:module')>('module');
+      const cwd = (globalThis as { process?: NodeProcess }).process?.cwd?.();
+      return await WebAssembly.compile(await readFile(zstdWasmPath({ createRequire, join, dirname, cwd }, import.meta.url)));
     } catch (cause) {
       nodeModule = undefined;
       throw new SquashfsError(

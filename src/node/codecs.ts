@@ -8,7 +8,7 @@ import { createRegistry, type Codec, type CodecRegistry } from '../codecs/codec.
 import { gzipCodec } from '../codecs/gzip.js';
 import { defaultCodecs } from '../codecs/index.js';
 import { createZstdCodec, zstdCodec } from '../codecs/zstd.js';
-import { instantiateZstdWasm, ZSTD_WASM_FILE, ZSTD_WASM_PACKAGE, type ZstdWasm } from '../codecs/zstd-wasm.js';
+import { instantiateZstdWasm, zstdWasmPath, type ZstdWasm } from '../codecs/zstd-wasm.js';
 import { SquashfsError } from '../errors.js';
 import type { HashFactory } from '../hash.js';
 
@@ -43,13 +43,8 @@ let zstdDecoder: ZstdWasm | null | undefined = null;
 function nodeZstdDecoder(): ZstdWasm | undefined {
   if (zstdDecoder === null) {
     try {
-      let entry: string;
-      try {
-        entry = createRequire(import.meta.url).resolve(ZSTD_WASM_PACKAGE);
-      } catch {
-        entry = createRequire(join(process.cwd(), 'index.js')).resolve(ZSTD_WASM_PACKAGE); // a bundle copied elsewhere
-      }
-      zstdDecoder = instantiateZstdWasm(new WebAssembly.Module(readFileSync(join(dirname(entry), ZSTD_WASM_FILE))));
+      const file = zstdWasmPath({ createRequire, join, dirname, cwd: process.cwd() }, import.meta.url);
+      zstdDecoder = instantiateZstdWasm(new WebAssembly.Module(readFileSync(file)));
     } catch {
       zstdDecoder = undefined;
     }

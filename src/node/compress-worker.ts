@@ -54,18 +54,29 @@ const owned = (bytes: Uint8Array) =>
 /** Where blocks read here land; reused, so what leaves the thread is a copy or the compressed bytes. */
 let readBuffer = new Uint8Array(0);
 
+/**
+ * Compresses `data` and replies with the compressed bytes, or with the
+ * block itself when compression does not shrink it. A block that came
+ * from the main thread goes back (as `spare`, or as the raw bytes); one
+ * in `readBuffer` stays here, so its raw bytes leave as a copy.
+ */
+function compressAndReply(id: number, data: Uint8Array, level: number, fromMain: boolean): void {
+  const packed = codec.compress(data, level);
+  if (packed.length < data.length) {
+    const bytes = owned(packed);
+    const spare = fromMain ? data : undefined;
+    port.postMessage({ id, bytes, word: packed.length, spare } satisfies CompressReply, spare ? [bytes.buffer as ArrayBuffer, spare.buffer as ArrayBuffer] : [bytes.buffer as ArrayBuffer]);
+  } else {
+    const bytes = fromMain ? data : data.slice();
+    port.postMessage({ id, bytes, word: data.length | DATA_UNCOMPRESSED } satisfies CompressReply, [bytes.buffer as ArrayBuffer]);
+  }
+}
+
 port.on('message', (request: CompressRequest) => {
   const { id, level } = request;
   try {
     if ('data' in request) {
-      const { data } = request;
-      const packed = codec.compress(data, level);
-      if (packed.length < data.length) {
-        const bytes = owned(packed);
-        port.postMessage({ id, bytes, word: packed.length, spare: data } satisfies CompressReply, [bytes.buffer as ArrayBuffer, data.buffer as ArrayBuffer]);
-      } else {
-        port.postMessage({ id, bytes: data, word: data.length | DATA_UNCOMPRESSED } satisfies CompressReply, [data.buffer as ArrayBuffer]);
-      }
+      compressAndReply(id, request.data, level, true);
       return;
     }
     const { fd, position, length } = request;
@@ -87,9 +98,7 @@ port.on('message', (request: CompressRequest) => {
       port.postMessage({ id, bytes: new Uint8Array(0), word: 0 } satisfies CompressReply);
       return;
     }
-    const packed = codec.compress(data, level);
-    const bytes = packed.length < length ? owned(packed) : data.slice();
-    port.postMessage({ id, bytes, word: packed.length < length ? packed.length : length | DATA_UNCOMPRESSED } satisfies CompressReply, [bytes.buffer as ArrayBuffer]);
+    compressAndReply(id, data, level, false);
   } catch (error) {
     port.postMessage({ id, error: (error as Error).message } satisfies CompressReply);
   }

@@ -9,36 +9,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadEsbuild, nodeBundleOptions } from './esbuild.mjs';
+
+export { loadEsbuild, nodeBundleOptions, type EsbuildLike } from './esbuild.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-
-export interface EsbuildLike {
-  build(opts: Record<string, unknown>): Promise<{ metafile?: { inputs: Record<string, { bytes: number }> } }>;
-}
-
-/** esbuild, resolved from `from` (a file in the repository; default this one): hoisted, or the one tsup depends on. */
-export function loadEsbuild(from: string = fileURLToPath(import.meta.url)): EsbuildLike {
-  const require = createRequire(from);
-  try {
-    return require('esbuild') as EsbuildLike;
-  } catch {
-    // Not hoisted: take the one tsup depends on.
-    return createRequire(require.resolve('tsup'))('esbuild') as EsbuildLike;
-  }
-}
-
-/** esbuild options for one ESM file that plain `node` runs (CommonJS dependencies bundled into ESM get a real `require`). */
-export const nodeBundleOptions = {
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  logLevel: 'silent',
-  banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-} as const;
 
 /** Bundles a TypeScript entry and what it imports into one ESM file that plain `node` runs. */
 export async function bundleForNode(entry: string, outfile: string): Promise<string> {
