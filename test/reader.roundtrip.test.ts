@@ -59,6 +59,36 @@ describe('round trip through our writer and reader', () => {
     );
   });
 
+  // Unpack leaves out the chown and chmod calls that creating a file already did the work of: a parent that passes on its group, and a umask, must not fool it.
+  it.runIf(process.getuid?.() === 0)('gives the image\'s owners and modes under a setgid parent of another group and a umask of 077', async () => {
+    const src = path.join(work, 'owned-src');
+    await fsp.mkdir(path.join(src, 'sub'), { recursive: true });
+    for (const [name, mode, gid] of [['a644', 0o644, 0], ['b755', 0o755, 0], ['c600', 0o600, 0], ['d640-g5', 0o640, 5], ['sub/e644', 0o644, 0]] as const) {
+      await fsp.writeFile(path.join(src, name), `${name}\n`);
+      await fsp.chown(path.join(src, name), 0, gid);
+      await fsp.chmod(path.join(src, name), mode);
+    }
+    await fsp.chown(path.join(src, 'sub'), 0, 0);
+    const image = path.join(work, 'owned.sqfs');
+    await packDirectory(src, image, { mtime: 3 });
+    const parent = path.join(work, 'setgid-parent');
+    await fsp.mkdir(parent);
+    await fsp.chown(parent, 0, 4242);
+    await fsp.chmod(parent, 0o2777);
+    const out = path.join(parent, 'out');
+    const opened = await openImage(image);
+    const umask = process.umask(0o077);
+    try {
+      await unpackImage(opened, out, { threads: 0 });
+    } finally {
+      process.umask(umask);
+      await opened.close();
+    }
+    expect((await fsp.stat(path.join(out, 'a644'))).gid).toBe(0); // created with the parent's group 4242, then given the image's
+    expect((await fsp.stat(path.join(out, 'b755'))).mode & 0o7777).toBe(0o755); // created under the umask, then given its mode
+    expect(await compareTrees(src, out)).toEqual([]);
+  });
+
   it('refuses to unpack over a non-empty directory unless forced, and then replaces it', async () => {
     const src = path.join(work, 'small');
     await fsp.mkdir(path.join(src, 'd'), { recursive: true });

@@ -5,12 +5,12 @@ import { decodeDataBlock, fragmentTail, MAX_RUN_BYTES, planRuns, storedLength, t
 import { checkRange } from '../squashfs/reader/source.js';
 import { readFully } from './file-source.js';
 
-/** Owner, mode and time to give a file once written. */
+/** Owner, mode and time to give a file once written: each only where creating it did not already give it. */
 export interface FileAttributes {
-  /** Set only when given (i.e. when running as root). */
+  /** Set only when running as root and the file was not created with this owner. */
   owner?: { uid: number; gid: number };
-  /** The 12 permission bits. */
-  mode: number;
+  /** The 12 permission bits, when the file was not created with them. */
+  mode?: number;
   /** Seconds since the epoch. */
   mtime: number;
 }
@@ -25,6 +25,8 @@ export interface FileTask {
   end: number;
   /** Creates the file (it must not exist); pieces of a large file find it made, at its full size. */
   create: boolean;
+  /** The mode to create it with (before the umask); default 0o600. */
+  createMode?: number;
   /** Set when done; left out where the caller settles them itself. */
   finish?: FileAttributes;
 }
@@ -66,7 +68,7 @@ export class FileExtractor {
     const { layout } = task;
     const { blockSize, bytesUsed } = this.image;
     const flags = task.create ? constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW : constants.O_WRONLY | constants.O_NOFOLLOW;
-    const fd = fs.openSync(Buffer.from(task.path.buffer, task.path.byteOffset, task.path.byteLength), flags, 0o600);
+    const fd = fs.openSync(Buffer.from(task.path.buffer, task.path.byteOffset, task.path.byteLength), flags, task.createMode ?? 0o600);
     try {
       let written = 0;
       for (const run of planRuns(layout, blockSize, bytesUsed, MAX_RUN_BYTES, task.first, task.end)) {
@@ -91,7 +93,7 @@ export class FileExtractor {
       if (task.finish) {
         const { owner, mode, mtime } = task.finish;
         if (owner) fs.fchownSync(fd, owner.uid, owner.gid);
-        fs.fchmodSync(fd, mode);
+        if (mode !== undefined) fs.fchmodSync(fd, mode);
         fs.futimesSync(fd, mtime, mtime);
       }
       return written;

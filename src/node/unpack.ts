@@ -77,8 +77,27 @@ export async function unpackImage(image: SquashfsImage, dir: string, options: Un
   }
 }
 
+/**
+ * What creating an entry gives it unasked, so the calls that would set it
+ * again are left out: the process's owner (unless the staging directory
+ * passes on its group) and the mode bits the umask lets through.
+ */
+function creationDefaults(root: string, isRoot: boolean) {
+  const uid = process.geteuid?.();
+  const gid = process.getegid?.();
+  const inheritsGroup = (fs.statSync(root).mode & 0o2000) !== 0;
+  const umask = process.umask();
+  return {
+    /** The owner to set, when running as root and creating did not give it. */
+    owner: (st: EntryStat) => (isRoot && (inheritsGroup || st.uid !== uid || st.gid !== gid) ? { uid: st.uid, gid: st.gid } : undefined),
+    /** The mode a file can be created with, needing no chmod after: its own when it has no special bit and the umask keeps it whole. */
+    createMode: (mode: number) => ((mode & 0o7000) === 0 && (mode & umask) === 0 ? mode : undefined),
+  };
+}
+
 async function extractInto(image: SquashfsImage, root: string, options: UnpackOptions): Promise<UnpackResult> {
   const isRoot = process.getuid?.() === 0;
+  const creation = creationDefaults(root, isRoot);
   const rootBytes = Buffer.from(root);
   const result: UnpackResult = { entries: 0, files: 0, directories: 0, symlinks: 0, hardLinks: 0, special: 0, bytes: 0, warnings: [] };
   const warned = new Set<string>();
@@ -129,9 +148,13 @@ async function extractInto(image: SquashfsImage, root: string, options: UnpackOp
           break;
         case 'file':
           // Extended attributes go on before the mode (which may forbid writing them), so such files are finished here.
-          settled = await contents.add(entry, path, st.hasXattrs ? undefined : {
-            owner: isRoot ? { uid: st.uid, gid: st.gid } : undefined, mode: st.mode & 0o7777, mtime: st.mtime,
-          });
+          if (st.hasXattrs) settled = await contents.add(entry, path, undefined);
+          else {
+            const createMode = creation.createMode(st.mode & 0o7777);
+            settled = await contents.add(entry, path, {
+              owner: creation.owner(st), mode: createMode === undefined ? st.mode & 0o7777 : undefined, mtime: st.mtime,
+            }, createMode);
+          }
           result.files++;
           break;
         case 'symlink':
@@ -163,7 +186,8 @@ async function extractInto(image: SquashfsImage, root: string, options: UnpackOp
   }
   for (let i = made.length - 1; i >= 0; i--) {
     const { path, stat: st } = made[i]!;
-    if (isRoot) fs.lchownSync(path, st.uid, st.gid);
+    const owner = creation.owner(st);
+    if (owner) fs.lchownSync(path, owner.uid, owner.gid);
     if (st.type !== 'symlink') fs.chmodSync(path, st.mode & 0o7777);
     fs.lutimesSync(path, st.mtime, st.mtime);
   }
@@ -173,8 +197,11 @@ async function extractInto(image: SquashfsImage, root: string, options: UnpackOp
 
 /** Writes regular files' contents, in the background, a bounded number at a time. */
 interface ContentWriter {
-  /** Queues a file; true when the writer also gives it `attributes` (else the caller does, at the end). */
-  add(entry: WalkEntry, path: Buffer, attributes: FileAttributes | undefined): Promise<boolean>;
+  /**
+   * Queues a file; true when the writer also gives it `attributes` (else the caller does, at the end).
+   * `createMode`, given with `attributes`, is the mode to create it with (else 0o600).
+   */
+  add(entry: WalkEntry, path: Buffer, attributes: FileAttributes | undefined, createMode?: number): Promise<boolean>;
   /** Waits for everything queued; throws the first failure. */
   finish(): Promise<void>;
   close(): Promise<void>;
@@ -192,7 +219,7 @@ const BATCH_BYTES = 4 * 1024 * 1024;
 /** A file larger than this is written in pieces of this size, on several threads. */
 const PIECE_BYTES = 4 * 1024 * 1024;
 /** Files gathered before they are put in image order and handed out. */
-const WINDOW_FILES = 8192;
+const WINDOW_FILES = 512;
 
 /**
  * For an image file: files are gathered a window at a time, put in the
@@ -220,12 +247,12 @@ class PooledWriter implements ContentWriter {
     this.pieceBlocks = Math.max(1, Math.floor(PIECE_BYTES / blockSize));
   }
 
-  async add(entry: WalkEntry, path: Buffer, attributes: FileAttributes | undefined): Promise<boolean> {
+  async add(entry: WalkEntry, path: Buffer, attributes: FileAttributes | undefined, createMode?: number): Promise<boolean> {
     const layout = await this.image.fileLayout(entry);
     const blocks = layout.blockSizes.length;
     let settled = false;
     if (blocks <= this.pieceBlocks) {
-      this.window.push({ path, layout, first: 0, end: blocks, create: true, finish: attributes });
+      this.window.push({ path, layout, first: 0, end: blocks, create: true, createMode: attributes && createMode, finish: attributes });
       settled = attributes !== undefined;
     } else {
       const fd = fs.openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);

@@ -6,11 +6,11 @@ import { CompressorId, Flag, METADATA_SIZE, NO_INDEX } from '../constants.js';
 import { readListing, type ListingEntry } from '../directory.js';
 import { decodeInode } from '../inode/decode.js';
 import { decodeDevice, type DirectoryInode, type FileInode, type Inode } from '../inode/inode.js';
-import { decodeMetadataHeader, fromReference } from '../metadata.js';
+import { decodeMetadataHeader, fromReference, type MetadataPosition } from '../metadata.js';
 import { decodeSuperblock, SUPERBLOCK_SIZE, type Superblock } from '../superblock.js';
 import { decodeCompressorOptions, flagNames } from './info.js';
 import { Lru } from './lru.js';
-import { MetadataCursor, MetadataReader } from './metadata-reader.js';
+import { MetadataCursor, MetadataReader, type HeldBlocks } from './metadata-reader.js';
 import { decodeDataBlock, decodeDataBlockAsync, fragmentTail, layoutOf, MAX_RUN_BYTES, planRuns, storedLength, tailOf, type FileLayout } from './data.js';
 import { checkRange } from './source.js';
 import { FragmentLookup, IdLookup, LookupTable, XattrLookup } from './tables.js';
@@ -64,10 +64,17 @@ function concatNames(names: Uint8Array[]): Uint8Array {
 class WalkedEntry implements WalkEntry {
   readonly #image: SquashfsImage;
   readonly #inode: Inode;
+  #path: string | undefined;
 
-  constructor(readonly path: string, readonly names: Uint8Array[], readonly stat: EntryStat, image: SquashfsImage, inode: Inode) {
+  constructor(readonly names: Uint8Array[], readonly stat: EntryStat, image: SquashfsImage, inode: Inode) {
     this.#image = image;
     this.#inode = inode;
+  }
+
+  /** Made when first asked for: an unpack never asks. */
+  get path(): string {
+    this.#path ??= this.names.map(decodeUtf8Lossy).join('/');
+    return this.#path;
   }
 
   static inodeOf(entry: WalkEntry, image: SquashfsImage): Inode | undefined {
@@ -229,25 +236,25 @@ export class SquashfsImage {
   async *walk(options: { signal?: AbortSignal } = {}): AsyncIterable<WalkEntry> {
     await this.preloadMetadata(options.signal);
     const root = await this.inodeAt(this.superblock.rootInodeRef);
-    yield new WalkedEntry('', [], this.statOf(root), this, root);
+    yield new WalkedEntry([], this.statOf(root), this, root);
     const visited = new Set<number>([root.inodeNumber]);
-    type Pending = { inode: DirectoryInode; names: Uint8Array[]; path: string };
-    const stack: Pending[] = [{ inode: root as DirectoryInode, names: [], path: '' }];
+    type Pending = { inode: DirectoryInode; names: Uint8Array[] };
+    const stack: Pending[] = [{ inode: root as DirectoryInode, names: [] }];
     while (stack.length > 0) {
-      const { inode, names, path } = stack.pop()!;
+      const { inode, names } = stack.pop()!;
       const children: Pending[] = [];
-      for (const entry of await this.entriesOf(inode)) {
-        const child = await this.inodeAtPosition(entry.inode, false);
+      // The tables are loaded by now (unless larger than the preload budget): decode without waiting where they are.
+      for (const entry of this.loadedEntries(inode) ?? (await this.entriesOf(inode))) {
+        const child = this.loadedInode(entry.inode) ?? (await this.inodeAtPosition(entry.inode, false));
         this.checkEntry(entry, child);
-        const childNames = [...names, entry.name];
-        const childPath = path === '' ? decodeUtf8Lossy(entry.name) : `${path}/${decodeUtf8Lossy(entry.name)}`;
-        yield new WalkedEntry(childPath, childNames, this.statOf(child), this, child);
+        const walked = new WalkedEntry([...names, entry.name], this.statOf(child), this, child);
+        yield walked;
         if (child.kind === 'directory') {
           if (visited.has(child.inodeNumber)) {
-            throw new SquashfsError('CORRUPT_IMAGE', `directory inode ${child.inodeNumber} appears twice (at ${childPath}): a loop`);
+            throw new SquashfsError('CORRUPT_IMAGE', `directory inode ${child.inodeNumber} appears twice (at ${walked.path}): a loop`);
           }
           visited.add(child.inodeNumber);
-          children.push({ inode: child, names: childNames, path: childPath });
+          children.push({ inode: child, names: walked.names });
         }
       }
       stack.push(...children.reverse());
@@ -288,21 +295,38 @@ export class SquashfsImage {
   }
 
   /** All entries of a directory, validated: sorted, no duplicates. */
-  private entriesOf(inode: DirectoryInode): Promise<ListingEntry[]> {
-    return this.listing(inode, () => {
+  private async entriesOf(inode: DirectoryInode): Promise<ListingEntry[]> {
+    if (!this.checkListingSize(inode)) return [];
+    return this.metadata.run(this.decodeEntries(inode));
+  }
+
+  /** As `entriesOf`, when every block of the listing is loaded already; else undefined. */
+  private loadedEntries(inode: DirectoryInode): ListingEntry[] | undefined {
+    if (!this.checkListingSize(inode)) return [];
+    return this.metadata.runLoaded(this.decodeEntries(inode));
+  }
+
+  private decodeEntries(inode: DirectoryInode): (held: HeldBlocks) => ListingEntry[] {
+    const { directoryTableStart } = this.superblock;
+    return (held) => {
       const entries: ListingEntry[] = [];
-      return {
-        entries,
-        visit: (e: ListingEntry) => {
-          const previous = entries[entries.length - 1];
-          if (previous && compareBytes(previous.name, e.name) >= 0) {
-            throw new SquashfsError('CORRUPT_IMAGE', `directory #${inode.inodeNumber}: "${decodeUtf8Lossy(e.name)}" is out of order or repeated`);
-          }
-          entries.push(e);
-          return true;
-        },
-      };
-    }).then((r) => r?.entries ?? []);
+      const cursor = new MetadataCursor(this.metadata, held, directoryTableStart, this.directoryEnd, inode.startBlock, inode.blockOffset);
+      readListing(cursor, inode.fileSize - 3, directoryTableStart + inode.startBlock, (e) => {
+        const previous = entries[entries.length - 1];
+        if (previous && compareBytes(previous.name, e.name) >= 0) {
+          throw new SquashfsError('CORRUPT_IMAGE', `directory #${inode.inodeNumber}: "${decodeUtf8Lossy(e.name)}" is out of order or repeated`);
+        }
+        entries.push(e);
+        return true;
+      });
+      return entries;
+    };
+  }
+
+  /** False for an empty directory (size 3: its listing has no bytes). */
+  private checkListingSize(inode: DirectoryInode): boolean {
+    if (inode.fileSize < 3) throw new SquashfsError('CORRUPT_IMAGE', `directory #${inode.inodeNumber} has size ${inode.fileSize}, less than 3`);
+    return inode.fileSize > 3;
   }
 
   private async lookup(inode: DirectoryInode, name: Uint8Array): Promise<ListingEntry | undefined> {
@@ -332,36 +356,32 @@ export class SquashfsImage {
     });
   }
 
-  /** Reads a whole listing; `start` makes the state of one attempt (a decode may run again once blocks are loaded). */
-  private async listing<T extends { visit: (e: ListingEntry) => boolean }>(inode: DirectoryInode, start: () => T): Promise<T | undefined> {
-    if (inode.fileSize < 3) throw new SquashfsError('CORRUPT_IMAGE', `directory #${inode.inodeNumber} has size ${inode.fileSize}, less than 3`);
-    if (inode.fileSize === 3) return undefined;
-    const { directoryTableStart } = this.superblock;
-    return this.metadata.run((held) => {
-      const attempt = start();
-      const cursor = new MetadataCursor(this.metadata, held, directoryTableStart, this.directoryEnd, inode.startBlock, inode.blockOffset);
-      readListing(cursor, inode.fileSize - 3, directoryTableStart + inode.startBlock, attempt.visit);
-      return attempt;
-    });
-  }
-
   private inodeAt(ref: bigint): Promise<Inode> {
     return this.inodeAtPosition(fromReference(ref));
   }
 
   /** The inode at a position; `cache` false for a walk, which meets each inode once. */
-  private async inodeAtPosition(position: { block: number; offset: number }, cache = true): Promise<Inode> {
+  private async inodeAtPosition(position: MetadataPosition, cache = true): Promise<Inode> {
     const key = position.block * METADATA_SIZE + position.offset;
     const cached = this.inodes.get(key);
     if (cached) return cached;
-    const sb = this.superblock;
-    const where = sb.inodeTableStart + position.block;
-    const inode = await this.metadata.run((held) => {
-      const cursor = new MetadataCursor(this.metadata, held, sb.inodeTableStart, sb.directoryTableStart, position.block, position.offset);
-      return decodeInode(cursor, { blockSize: sb.blockSize, where });
-    });
+    const inode = await this.metadata.run(this.decodeInodeAt(position));
     if (cache) this.inodes.set(key, inode);
     return inode;
+  }
+
+  /** The inode at a position when its blocks are loaded already (for a walk: not cached); else undefined. */
+  private loadedInode(position: MetadataPosition): Inode | undefined {
+    return this.metadata.runLoaded(this.decodeInodeAt(position));
+  }
+
+  private decodeInodeAt(position: MetadataPosition): (held: HeldBlocks) => Inode {
+    const sb = this.superblock;
+    const where = sb.inodeTableStart + position.block;
+    return (held) => {
+      const cursor = new MetadataCursor(this.metadata, held, sb.inodeTableStart, sb.directoryTableStart, position.block, position.offset);
+      return decodeInode(cursor, { blockSize: sb.blockSize, where });
+    };
   }
 
   /** Needs the id table loaded (`ids.load()`). */

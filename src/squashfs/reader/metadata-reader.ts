@@ -23,6 +23,9 @@ class MissingBlock {
   ) {}
 }
 
+/** What a decode over loaded blocks only is given: it holds nothing of its own. */
+const NOTHING_HELD: HeldBlocks = new Map();
+
 /** Bytes read at once when preloading a table. */
 const PRELOAD_READ = 8 * 1024 * 1024;
 
@@ -98,6 +101,16 @@ export class MetadataReader {
           offset = block.next;
         }
       }
+    }
+  }
+
+  /** Runs a synchronous decode over the blocks already loaded; undefined when it needs another (then `run` it). */
+  runLoaded<T>(decode: (held: HeldBlocks) => T): T | undefined {
+    try {
+      return decode(NOTHING_HELD);
+    } catch (error) {
+      if (error instanceof MissingBlock) return undefined;
+      throw error;
     }
   }
 

@@ -31,17 +31,30 @@ export class LookupTable {
 
   /** The payload of the metadata block holding entry `i`, and the entry's offset in it. */
   async entry(i: number): Promise<{ data: Uint8Array; offset: number }> {
+    this.checkIndex(i);
+    const start = (await this.loadIndex())[Math.floor((i * this.entrySize) / METADATA_SIZE)]!;
+    return this.locate(i, start, (await this.metadata.block(start, this.indexStart)).data);
+  }
+
+  /** As `entry`, when the index and the entry's block are loaded already; else undefined. */
+  loadedEntry(i: number): { data: Uint8Array; offset: number } | undefined {
+    this.checkIndex(i);
+    if (!this.index) return undefined;
+    const start = this.index[Math.floor((i * this.entrySize) / METADATA_SIZE)]!;
+    const block = this.metadata.peek(start);
+    return block && this.locate(i, start, block.data);
+  }
+
+  private checkIndex(i: number): void {
     if (!Number.isInteger(i) || i < 0 || i >= this.count) {
       throw corrupt(`${this.name} index ${i} is out of range (0..${this.count - 1})`, this.indexStart);
     }
-    const index = await this.loadIndex();
-    const byte = i * this.entrySize;
-    const block = Math.floor(byte / METADATA_SIZE);
-    const { data } = await this.metadata.block(index[block]!, this.indexStart);
-    const offset = byte % METADATA_SIZE;
-    if (offset + this.entrySize > data.length) {
-      throw corrupt(`${this.name} entry ${i} lies past its metadata block at ${index[block]}`, index[block]!);
-    }
+  }
+
+  /** Entry `i` in the block at `start`, whose payload is `data`. */
+  private locate(i: number, start: number, data: Uint8Array): { data: Uint8Array; offset: number } {
+    const offset = (i * this.entrySize) % METADATA_SIZE;
+    if (offset + this.entrySize > data.length) throw corrupt(`${this.name} entry ${i} lies past its metadata block at ${start}`, start);
     return { data, offset };
   }
 
@@ -98,7 +111,10 @@ export class FragmentLookup {
   constructor(private readonly table: LookupTable) {}
 
   async get(index: number): Promise<FragmentEntry> {
-    const { data, offset } = await this.table.entry(index);
+    return this.decode(this.table.loadedEntry(index) ?? (await this.table.entry(index)));
+  }
+
+  private decode({ data, offset }: { data: Uint8Array; offset: number }): FragmentEntry {
     return decodeFragmentEntry(data.subarray(offset, offset + FRAGMENT_ENTRY_SIZE), 0);
   }
 }
