@@ -133,10 +133,15 @@ describe('invalid options', () => {
     await expectPackFails(src(), options, 'INVALID_OPTION', undefined);
   });
 
+  // Refused before any worker starts, so the error is the codec's own, not a worker's CODEC_ERROR after the walk.
+  it.each(['xz', 'lzma', 'lz4', 'lzo'])('a compressor that only reads (%s), on worker threads: UNSUPPORTED_COMPRESSOR, no image', async (name) => {
+    await expectPackFails(src(), { compression: name, processors: 2 }, 'UNSUPPORTED_COMPRESSOR', undefined);
+  });
+
   it.each<[string, string[]]>([
     ['--block-size 1000', ['--block-size', '1000']],
     ['--level 42', ['--level', '42']],
-    ['--comp xz (only gzip)', ['--comp', 'xz']],
+    ['--comp xz (only gzip and zstd)', ['--comp', 'xz']],
     ['--mtime not a number', ['--mtime', 'yesterday']],
     ['an unknown flag', ['--bogus']],
   ])('CLI %s: non-zero exit, no image', async (_name, flags) => {

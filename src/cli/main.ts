@@ -18,8 +18,8 @@ const USAGE = `usage: sqfs <command> [options]
 
 commands:
   pack <dir> <image>   make a SquashFS image of a directory
-      --comp gzip              compressor (default gzip)
-      --level N                compression level (gzip 1-9, default 9)
+      --comp gzip|zstd         compressor (default gzip; xz, lzma, lz4 and lzo images can be read, not made)
+      --level N                compression level (gzip 1-9, default 9; zstd 1-22, default 15)
       --block-size N           data block size, 4K..1M (default 128K; K and M suffixes)
       --no-fragments           do not pack small files and tails into fragments
       --always-use-fragments   also pack the tails of large files into fragments

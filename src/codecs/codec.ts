@@ -51,6 +51,21 @@ export function checkLevel(codec: Codec, level: number): void {
   }
 }
 
+/**
+ * Throws `UNSUPPORTED_COMPRESSOR` when the codec cannot compress here (a
+ * read-only codec, or zstd without its WASM module), by compressing one
+ * byte: a writer calls it before it starts, so the failure comes first and
+ * says why, not from the first block (or from a worker thread).
+ */
+export function checkCanCompress(codec: Codec, level: number): void {
+  try {
+    codec.compress(new Uint8Array(1), level);
+  } catch (error) {
+    if (error instanceof SquashfsError && error.code === 'UNSUPPORTED_COMPRESSOR') throw error;
+    throw new SquashfsError('UNSUPPORTED_COMPRESSOR', `${codec.name} cannot compress here: ${(error as Error).message}`, { cause: error });
+  }
+}
+
 /** Throws `CODEC_ERROR` unless a decompressed block has the expected length (or, with `atMost`, no more). */
 export function checkLength(codec: string, out: Uint8Array, expected: number, atMost = false): Uint8Array {
   if (atMost ? out.length > expected : out.length !== expected) {

@@ -72,6 +72,6 @@ export function lz4Codec(): Codec {
     'lz4',
     { defaultLevel: 0, minLevel: 0, maxLevel: 0 },
     decodeLz4Block,
-    'images can be read, not written (use gzip)',
+    'images can be read, not written (use gzip or zstd)',
   );
 }

@@ -417,6 +417,6 @@ export function lzmaCodec(): Codec {
     'lzma',
     { defaultLevel: 9, minLevel: 0, maxLevel: 9 },
     decodeLzmaAlone,
-    'images can be read, not written (use gzip)',
+    'images can be read, not written (use gzip or zstd)',
   );
 }

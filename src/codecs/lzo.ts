@@ -122,6 +122,6 @@ export function lzoCodec(): Codec {
     'lzo',
     { defaultLevel: 8, minLevel: 1, maxLevel: 9 },
     decodeLzo1x,
-    'images can be read, not written (use gzip)',
+    'images can be read, not written (use gzip or zstd)',
   );
 }

@@ -522,6 +522,6 @@ export function xzCodec(): Codec {
     'xz',
     { defaultLevel: 6, minLevel: 0, maxLevel: 9 },
     decodeXz,
-    'images can be read, not written (use gzip)',
+    'images can be read, not written (use gzip or zstd)',
   );
 }

@@ -3,7 +3,7 @@ import { SquashfsError } from '../errors.js';
 import { excludePatterns } from '../source/exclude.js';
 import { writeImage, type WriterOptions, type WriteResult } from '../squashfs/writer/writer.js';
 import { availableParallelism } from 'node:os';
-import { codecByName } from '../codecs/codec.js';
+import { checkCanCompress, checkLevel, codecByName } from '../codecs/codec.js';
 import { loadNodeCodecs, nodeSha256 } from './codecs.js';
 import { CompressPool, inFlightBlocks, sharedZstdModule } from './compress-pool.js';
 import { DEFAULT_BLOCK_SIZE } from '../squashfs/constants.js';
@@ -51,7 +51,11 @@ export async function packDirectory(dir: string, imagePath: string, options: Pac
   const { noFragments, alwaysUseFragments, exclude, processors, onWarning: _onWarning, xattrs: _xattrs, ...rest } = options;
   const codecs = await loadNodeCodecs();
   const compression = options.compression ?? 'gzip';
-  codecByName(codecs, compression); // a bad name fails here, before any thread starts
+  // A bad name or level, or a codec that only reads, fails here, before any thread starts.
+  const codec = codecByName(codecs, compression);
+  const level = options.level ?? codec.defaultLevel;
+  checkLevel(codec, level);
+  checkCanCompress(codec, level);
   const threads = processors ?? availableParallelism();
   if (!Number.isInteger(threads) || threads < 0) {
     throw new SquashfsError('INVALID_OPTION', `processors must be a whole number, got ${processors}`);

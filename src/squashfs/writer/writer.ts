@@ -1,4 +1,4 @@
-import { checkLevel, codecByName, type Codec, type CodecRegistry } from '../../codecs/codec.js';
+import { checkCanCompress, checkLevel, codecByName, type Codec, type CodecRegistry } from '../../codecs/codec.js';
 import { defaultCodecs } from '../../codecs/index.js';
 import { SquashfsError, throwIfAborted } from '../../errors.js';
 import { sha256, type HashFactory } from '../../hash.js';
@@ -96,6 +96,7 @@ function resolveOptions(options: WriterOptions): { codec: Codec; level: number; 
   const codec = codecByName(options.codecs ?? defaultCodecs(), options.compression ?? 'gzip');
   const level = options.level ?? codec.defaultLevel;
   checkLevel(codec, level);
+  checkCanCompress(codec, level);
   const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
   if (!Number.isInteger(blockSize) || blockSize < MIN_BLOCK_SIZE || blockSize > MAX_BLOCK_SIZE || (blockSize & (blockSize - 1)) !== 0) {
     throw new SquashfsError('INVALID_OPTION', `block size must be a power of two from ${MIN_BLOCK_SIZE} to ${MAX_BLOCK_SIZE}, got ${blockSize}`);
