@@ -12,19 +12,15 @@ import { s3Store } from '../uploader/s3-store.js';
 import type { ObjectStore } from '../uploader/store.js';
 import type { CliContext } from './main.js';
 import { formatBytes, ProgressLine } from './progress.js';
+import { STORE_OPTIONS, type StoreValues } from './store-options.js';
 
-export const STORE_OPTIONS = {
-  store: { type: 'string' },
-  endpoint: { type: 'string' },
-  region: { type: 'string' },
-} as const;
 
 /**
  * The store a --store URL names: file:///path, s3://bucket/prefix (with
  * --endpoint or SQFS_S3_ENDPOINT; credentials from the environment), or by
  * default $SQFS_STORE, else the local data directory (said on first use).
  */
-export function storeFrom(ctx: CliContext, values: { store?: string; endpoint?: string; region?: string }): ObjectStore {
+export function storeFrom(ctx: CliContext, values: StoreValues): ObjectStore {
   const url = values.store ?? process.env.SQFS_STORE;
   if (!url) {
     const dir = defaultStoreDirectory();
@@ -140,6 +136,6 @@ export async function backups(ctx: CliContext): Promise<number> {
 }
 
 /** For ls and cat: a backup id (not a file) opens the stored backup by range. */
-export async function openBackupById(ctx: CliContext, id: string, values: { store?: string; endpoint?: string; region?: string }): Promise<SquashfsImage> {
+export async function openBackupById(ctx: CliContext, id: string, values: StoreValues): Promise<SquashfsImage> {
   return openBackup(id, { store: storeFrom(ctx, values), codecs: await loadNodeCodecs() });
 }

@@ -1,9 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { BackupError, SquashfsError } from '../errors.js';
-import { packDirectory } from '../node/pack.js';
-import { formatBytes, ProgressLine } from './progress.js';
-import { backup, backups, restore } from './backup-commands.js';
-import { cat, info, ls, unpack } from './read-commands.js';
 
 export interface CliIo {
   stdout?: (text: string) => void;
@@ -60,14 +56,14 @@ export interface CliContext {
   progress: CliIo['progress'];
 }
 
-function parseSize(text: string, option: string): number {
+export function parseSize(text: string, option: string): number {
   const match = /^(\d+)([kKmM]?)$/.exec(text);
   if (!match) throw new UsageError(`${option} takes a number, got "${text}"`);
   const unit = match[2]!.toLowerCase();
   return Number(match[1]) * (unit === 'k' ? 1024 : unit === 'm' ? 1024 * 1024 : 1);
 }
 
-function parseInteger(text: string | undefined, option: string): number | undefined {
+export function parseInteger(text: string | undefined, option: string): number | undefined {
   if (text === undefined) return undefined;
   if (!/^\d+$/.test(text)) throw new UsageError(`${option} takes a whole number, got "${text}"`);
   return Number(text);
@@ -81,51 +77,19 @@ function parse<T extends Options>(args: string[], options: T) {
   }
 }
 
-async function pack(ctx: CliContext): Promise<number> {
-  const { values, positionals } = ctx.parse({
-    comp: { type: 'string' },
-    level: { type: 'string' },
-    'block-size': { type: 'string' },
-    'no-fragments': { type: 'boolean' },
-    'always-use-fragments': { type: 'boolean' },
-    'all-root': { type: 'boolean' },
-    mtime: { type: 'string' },
-    exclude: { type: 'string', multiple: true },
-    'no-xattrs': { type: 'boolean' },
-    processors: { type: 'string' },
-  });
-  if (positionals.length !== 2) throw ctx.usage('pack takes <dir> <image>');
-  const [dir, image] = positionals as [string, string];
-  const progress = new ProgressLine(ctx.progress);
-  const started = Date.now();
-  const result = await packDirectory(dir, image, {
-    compression: values.comp,
-    level: parseInteger(values.level, '--level'),
-    blockSize: values['block-size'] === undefined ? undefined : parseSize(values['block-size'], '--block-size'),
-    noFragments: values['no-fragments'],
-    alwaysUseFragments: values['always-use-fragments'],
-    allRoot: values['all-root'],
-    mtime: parseInteger(values.mtime, '--mtime'),
-    exclude: values.exclude,
-    xattrs: !values['no-xattrs'],
-    processors: parseInteger(values.processors, '--processors'),
-    onWarning: (message) => ctx.err(`sqfs: warning: ${message}\n`),
-    onProgress: (p) => {
-      if (p.phase === 'walk') progress.update(() => `scanning: ${p.entries} entries`);
-      else if (p.phase === 'data') {
-        const percent = p.totalBytes > 0 ? Math.floor((p.bytesRead / p.totalBytes) * 100) : 100;
-        progress.update(() => `packing: ${percent}% ${formatBytes(p.bytesRead)} / ${formatBytes(p.totalBytes)}, ${p.files} files`);
-      } else if (p.phase === 'tables') progress.update('writing tables', true);
-    },
-  }).finally(() => progress.done());
-  if (progress.enabled) {
-    const seconds = ((Date.now() - started) / 1000).toFixed(1);
-    ctx.err(`${image}: ${result.inodes} inodes, ${formatBytes(result.imageSize)} from ${formatBytes(result.totalBytes)} in ${seconds}s\n`);
-  }
-  return 0;
-}
+type Command = (ctx: CliContext) => Promise<number>;
 
-const COMMANDS: Record<string, (ctx: CliContext) => Promise<number>> = { pack, ls, cat, unpack, info, backup, restore, backups };
+/** Each command's code is loaded when it runs: `sqfs info` need not load the uploader, nor `unpack` the writer. */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  pack: async () => (await import('./pack-command.js')).pack,
+  ls: async () => (await import('./read-commands.js')).ls,
+  cat: async () => (await import('./read-commands.js')).cat,
+  unpack: async () => (await import('./read-commands.js')).unpack,
+  info: async () => (await import('./read-commands.js')).info,
+  backup: async () => (await import('./backup-commands.js')).backup,
+  restore: async () => (await import('./backup-commands.js')).restore,
+  backups: async () => (await import('./backup-commands.js')).backups,
+};
 
 function writeStdout(bytes: Uint8Array): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -146,8 +110,8 @@ export async function main(argv: string[], io: CliIo = {}): Promise<number> {
     full.stdout(USAGE);
     return command === undefined ? 2 : 0;
   }
-  const run = COMMANDS[command];
-  if (!run) {
+  const load = COMMANDS[command];
+  if (!load) {
     full.stderr(`sqfs: unknown command "${command}"\n${USAGE}`);
     return 2;
   }
@@ -160,7 +124,7 @@ export async function main(argv: string[], io: CliIo = {}): Promise<number> {
     progress: full.progress,
   };
   try {
-    return await run(ctx);
+    return await (await load())(ctx);
   } catch (error) {
     if (error instanceof UsageError) {
       full.stderr(`sqfs ${command}: ${error.message}\n${USAGE}`);

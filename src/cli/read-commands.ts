@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import { isBackupId } from '../backup/handle.js';
 import { SquashfsError } from '../errors.js';
-import { openBackupById, STORE_OPTIONS, type storeFrom } from './backup-commands.js';
 import { openImage } from '../node/file-source.js';
 import { unpackImage } from '../node/unpack.js';
 import { concatBytes } from '../squashfs/bytes.js';
@@ -10,9 +9,15 @@ import type { EntryStat } from '../squashfs/reader/types.js';
 import { longLine } from './listing.js';
 import type { CliContext } from './main.js';
 import { formatBytes, ProgressLine } from './progress.js';
+import { STORE_OPTIONS, type StoreValues } from './store-options.js';
+
+/** Opens a backup by id (the store code is loaded only for this). */
+async function openBackupById(ctx: CliContext, id: string, values: StoreValues): Promise<SquashfsImage> {
+  return (await import('./backup-commands.js')).openBackupById(ctx, id, values);
+}
 
 /** Opens an image file, or (for ls and cat) a stored backup named by its id. */
-async function withImage<T>(path: string, fn: (image: SquashfsImage) => Promise<T>, backupFrom?: { ctx: CliContext; values: Parameters<typeof storeFrom>[1] }): Promise<T> {
+async function withImage<T>(path: string, fn: (image: SquashfsImage) => Promise<T>, backupFrom?: { ctx: CliContext; values: StoreValues }): Promise<T> {
   const image = backupFrom && isBackupId(path) && !existsSync(path) ? await openBackupById(backupFrom.ctx, path, backupFrom.values) : await openImage(path);
   try {
     return await fn(image);

@@ -1,7 +1,5 @@
-import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { rename } from 'node:fs/promises';
-import { createServer } from 'node:net';
 
 /**
  * What Node cannot do itself: make fifos and device nodes (mkfifo, mknod)
@@ -13,7 +11,9 @@ const complaint = (command: string, stderr: string, fallback: string) => {
   return new Error(text.startsWith(`${command}:`) ? text : `${command}: ${text}`);
 };
 
-export function runTool(command: string, args: (string | Buffer)[], input?: Buffer): Promise<void> {
+/** Runs a tool (node:child_process is loaded on first use: most unpacks never need one). */
+export async function runTool(command: string, args: (string | Buffer)[], input?: Buffer): Promise<void> {
+  const { execFile, spawn } = await import('node:child_process');
   return new Promise((resolve, reject) => {
     if (input === undefined) {
       execFile(command, args as string[], (error, _stdout, stderr) =>
@@ -46,7 +46,7 @@ export async function makeSocket(parent: Buffer, path: Buffer): Promise<void> {
   const fd = fs.openSync(parent, 'r');
   try {
     const temporary = `/proc/self/fd/${fd}/.s${process.pid}-${sockets++}`;
-    const server = createServer();
+    const server = (await import('node:net')).createServer();
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(temporary, resolve);
