@@ -120,6 +120,43 @@ describe('writer over memfs (portable codecs)', () => {
     expect(file.code).toBe('NOT_A_DIRECTORY');
   });
 
+  // A small file is read with one read of size + 1 bytes; what lstat said is checked against what the reads give.
+  describe('a small file whose reads disagree with its lstat size', () => {
+    /** memfs, with readme.txt's lstat size changed by `delta` and every read cut to at most `most` bytes. */
+    const skewed = (delta: number, most = Infinity, vol = sampleVolume()) => {
+      const base = fsSource(vol.promises as never);
+      return {
+        ...base,
+        lstat: async (p: string | Uint8Array) => {
+          const st = await base.lstat(p);
+          return p === '/root/readme.txt' ? { ...st, size: st.size + delta } : st;
+        },
+        open: async (p: string | Uint8Array) => {
+          const file = await base.open(p);
+          return { ...file, fd: undefined, read: (buffer: Uint8Array, position: number) => file.read(buffer.subarray(0, Math.min(most, buffer.length)), position) };
+        },
+      };
+    };
+    const packFrom = (source: ReturnType<typeof skewed>) => writeImage(source, '/root', memorySink(), { mtime: 1_700_000_000 });
+
+    it('it grew: SOURCE_CHANGED naming it', async () => {
+      const error = await packFrom(skewed(-3)).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'SOURCE_CHANGED', message: expect.stringMatching(/readme\.txt.*grew/) });
+    });
+
+    it('it shrank, even read a few bytes at a time: SOURCE_CHANGED naming it', async () => {
+      const error = await packFrom(skewed(+3, 4)).catch((e: unknown) => e);
+      expect(error).toMatchObject({ code: 'SOURCE_CHANGED', message: expect.stringMatching(/readme\.txt.*ended at 17 bytes/) });
+    });
+
+    it('short reads that add up to the size give the same image', async () => {
+      const vol = sampleVolume(); // one volume for both: its files' times are the time it was made
+      const sink = memorySink();
+      await writeImage(skewed(0, 5, vol), '/root', sink, { mtime: 1_700_000_000 });
+      expect(Buffer.compare(sink.image(), (await pack(vol)).image)).toBe(0);
+    });
+  });
+
   it('stops with ABORTED when the signal fires', async () => {
     const controller = new AbortController();
     controller.abort();

@@ -185,14 +185,19 @@ export class DataWriter {
     return this.options.dedupe && (this.options.sizeCounts.get(record.stat.size) ?? 0) > 1;
   }
 
-  /** Reads a whole small file with one read of size + 1 bytes, which also tells if it grew. */
+  /**
+   * Reads a whole small file with one read of size + 1 bytes, which also
+   * tells if it grew: getting the size and not the extra byte means it
+   * ended there (a short read only continues the loop while bytes are
+   * still missing), so no second read is needed to see the end.
+   */
   private async readWhole(record: InodeRecord): Promise<Uint8Array> {
     const size = record.stat.size;
     const file = await this.source.open(record.path);
     try {
       const buffer = new Uint8Array(size + 1);
       let filled = 0;
-      for (;;) {
+      while (filled < size) {
         const n = await file.read(buffer.subarray(filled), filled);
         if (n === 0) break;
         filled += n;
