@@ -88,6 +88,8 @@ describe('package', () => {
       expect(stdout).toContain('squashfs-root/sub/hello.txt');
       const usage = await exec(process.execPath, [path.join(dist, 'cli.js'), 'frobnicate']).catch((e) => e);
       expect(usage.code).toBe(2);
+      const { version } = JSON.parse(await fsp.readFile(path.join(dist, '../package.json'), 'utf8')) as { version: string };
+      expect((await exec(process.execPath, [path.join(dist, 'cli.js'), '--version'])).stdout).toBe(`sqfs ${version}\n`);
     } finally {
       await fsp.rm(work, { recursive: true, force: true });
     }

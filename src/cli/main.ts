@@ -1,4 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { version } from '../../package.json';
 import { BackupError, SquashfsError } from '../errors.js';
 
 export interface CliIo {
@@ -10,7 +11,7 @@ export interface CliIo {
   progress?: { isTTY?: boolean; write(text: string): unknown };
 }
 
-const USAGE = `usage: sqfs <command> [options]
+const USAGE = `usage: sqfs <command> [options]    (sqfs --version: the version)
 
 commands:
   pack <dir> <image>   make a SquashFS image of a directory
@@ -109,6 +110,10 @@ export async function main(argv: string[], io: CliIo = {}): Promise<number> {
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     full.stdout(USAGE);
     return command === undefined ? 2 : 0;
+  }
+  if (command === '--version' || command === '-V') {
+    full.stdout(`sqfs ${version}\n`);
+    return 0;
   }
   const load = COMMANDS[command];
   if (!load) {
