@@ -157,7 +157,7 @@ async function create(runtime: BackupRuntime, config: Config, options: CreateBac
 
   const warnings: string[] = [];
   const source = watchSymlinks(base, dir, options.symlinks ?? 'keep', warnings);
-  const exclude = await excludeFilter(base, dir, options);
+  const exclude = excludeFilter(base, dir, options);
   const codecs = options.codecs ?? (await runtime.codecs());
   const compressor = await runtime.compressor?.(config.algorithm, options.blockSize ?? DEFAULT_BLOCK_SIZE);
   const id = runtime.randomUUID();
@@ -297,7 +297,7 @@ function watchSymlinks(source: TreeSource, dir: string, policy: 'keep' | 'reject
 }
 
 /** Patterns from `excludes`, and with `gitignore` what git would leave out (every .gitignore in the tree, and .git). */
-async function excludeFilter(source: TreeSource, dir: string, options: CreateBackupOptions): Promise<ExcludeFilter | undefined> {
+function excludeFilter(source: TreeSource, dir: string, options: CreateBackupOptions): ExcludeFilter | undefined {
   const patterns = excludePatterns((options.excludes ?? []).filter((p) => p.trim() !== ''));
   return options.gitignore ? gitignoreFilter(source, dir, patterns) : patterns;
 }

@@ -9,7 +9,7 @@ import { checkStored, resolveBackup } from '../backup/manage.js';
 import { BackupError, SquashfsError } from '../errors.js';
 import type { ObjectStore } from '../uploader/store.js';
 import { loadNodeCodecs, nodeSha256 } from './codecs.js';
-import { CompressPool, inFlightBlocks, sharedZstdModule } from './compress-pool.js';
+import { CompressPool, sharedZstdModule } from './compress-pool.js';
 import { openImage } from './file-source.js';
 import { localStore } from './local-store.js';
 import { nodeSource } from './source.js';
@@ -31,13 +31,7 @@ export const nodeBackupRuntime: BackupRuntime = {
   compressor: async (compression, blockSize) => {
     if (!CompressPool.available()) return undefined;
     const pool = new CompressPool(compression, { blockSize, zstdModule: await sharedZstdModule(compression) });
-    return {
-      storeBlock: (data, level) => pool.store(data, level),
-      blockBuffer: (length) => pool.buffer(length),
-      storeFileBlock: (fd, position, length, level) => pool.storeFile(fd, position, length, level),
-      maxInFlight: inFlightBlocks(pool.threads, blockSize),
-      close: () => pool.close(),
-    };
+    return { ...pool.writerOptions(), close: () => pool.close() };
   },
   xattrs: async (dir) => treeXattrs(dir),
   randomUUID: () => randomUUID(),

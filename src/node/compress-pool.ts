@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { SquashfsError } from '../errors.js';
 import type { StoredBlock } from '../squashfs/writer/output.js';
+import type { WriterOptions } from '../squashfs/writer/writer.js';
 import type { CompressReply, CompressRequest, CompressWorkerData } from './compress-worker.js';
 import { workerScript } from './worker-script.js';
 import { DEFAULT_BLOCK_SIZE } from '../squashfs/constants.js';
@@ -150,6 +151,16 @@ export class CompressPool {
     }).finally(() => {
       if (slot.pending.size === 0) slot.worker.unref();
     });
+  }
+
+  /** What the writer takes to compress through this pool (WriterOptions' storeBlock, blockBuffer, storeFileBlock and maxInFlight). */
+  writerOptions(): Required<Pick<WriterOptions, 'storeBlock' | 'blockBuffer' | 'storeFileBlock' | 'maxInFlight'>> {
+    return {
+      storeBlock: (data, level) => this.store(data, level),
+      blockBuffer: (length) => this.buffer(length),
+      storeFileBlock: (fd, position, length, level) => this.storeFile(fd, position, length, level),
+      maxInFlight: inFlightBlocks(this.threads, this.blockSize),
+    };
   }
 
   async close(): Promise<void> {

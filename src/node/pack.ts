@@ -1,12 +1,10 @@
 import { resolve } from 'node:path';
 import { SquashfsError } from '../errors.js';
 import { excludePatterns } from '../source/exclude.js';
-import { writeImage, type WriterOptions, type WriteResult } from '../squashfs/writer/writer.js';
+import { resolveWriterOptions, writeImage, type WriterOptions, type WriteResult } from '../squashfs/writer/writer.js';
 import { availableParallelism } from 'node:os';
-import { checkCanCompress, checkLevel, codecByName } from '../codecs/codec.js';
 import { loadNodeCodecs, nodeSha256 } from './codecs.js';
-import { CompressPool, inFlightBlocks, sharedZstdModule } from './compress-pool.js';
-import { DEFAULT_BLOCK_SIZE } from '../squashfs/constants.js';
+import { CompressPool, sharedZstdModule } from './compress-pool.js';
 import { FileSink } from './file-sink.js';
 import { nodeSource } from './source.js';
 import { treeXattrs } from './xattrs.js';
@@ -50,12 +48,9 @@ export async function packDirectory(dir: string, imagePath: string, options: Pac
     options.xattrs ?? true ? treeXattrs(root, () => options.onWarning?.('getfattr is not installed: extended attributes are not stored')) : undefined;
   const { noFragments, alwaysUseFragments, exclude, processors, onWarning: _onWarning, xattrs: _xattrs, ...rest } = options;
   const codecs = await loadNodeCodecs();
-  const compression = options.compression ?? 'gzip';
-  // A bad name or level, or a codec that only reads, fails here, before any thread starts.
-  const codec = codecByName(codecs, compression);
-  const level = options.level ?? codec.defaultLevel;
-  checkLevel(codec, level);
-  checkCanCompress(codec, level);
+  // Bad options (a codec that only reads included) fail here, before any thread starts.
+  const { codec, blockSize } = resolveWriterOptions({ ...rest, codecs, mtime: defaultMtime(options.mtime) });
+  const compression = codec.name;
   const threads = processors ?? availableParallelism();
   if (!Number.isInteger(threads) || threads < 0) {
     throw new SquashfsError('INVALID_OPTION', `processors must be a whole number, got ${processors}`);
@@ -63,7 +58,7 @@ export async function packDirectory(dir: string, imagePath: string, options: Pac
   const usePool = threads > 0 && CompressPool.available();
   if (threads > 0 && !usePool) options.onWarning?.('the compression worker script is not beside this code: compressing on the main thread');
   const pool = usePool
-    ? new CompressPool(compression, { threads, blockSize: options.blockSize ?? DEFAULT_BLOCK_SIZE, zstdModule: await sharedZstdModule(compression) })
+    ? new CompressPool(compression, { threads, blockSize, zstdModule: await sharedZstdModule(compression) })
     : undefined;
   try {
     await sink.open();
@@ -74,10 +69,7 @@ export async function packDirectory(dir: string, imagePath: string, options: Pac
     const result = await writeImage(nodeSource(), root, sink, {
       codecs,
       createHash: nodeSha256,
-      storeBlock: pool ? (data, level) => pool.store(data, level) : undefined,
-      blockBuffer: pool ? (length) => pool.buffer(length) : undefined,
-      storeFileBlock: pool ? (fd, position, length, level) => pool.storeFile(fd, position, length, level) : undefined,
-      maxInFlight: pool ? inFlightBlocks(pool.threads, options.blockSize ?? DEFAULT_BLOCK_SIZE) : undefined,
+      ...pool?.writerOptions(),
       ...rest,
       mtime: defaultMtime(options.mtime),
       fragments: noFragments ? 'never' : alwaysUseFragments ? 'always' : 'default',

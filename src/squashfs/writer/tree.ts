@@ -134,7 +134,7 @@ export async function walkTree(source: TreeSource, rootPath: SourcePath, options
         const where = displayPath(childPath);
         throw new SquashfsError('SOURCE_UNREADABLE', `${where}: unknown file type (mode 0o${stat.mode.toString(8)})`, { path: where });
       }
-      if (options.exclude?.(childRelative, kind === 'directory')) continue;
+      if (await options.exclude?.(childRelative, kind === 'directory')) continue;
       let record: InodeRecord | undefined;
       if (kind !== 'directory' && stat.nlink > 1) {
         const key = `${stat.dev}:${stat.ino}`;

@@ -92,7 +92,13 @@ export interface WriteResult {
   blockSize: number;
 }
 
-function resolveOptions(options: WriterOptions): { codec: Codec; level: number; blockSize: number } {
+/**
+ * Checks the options that need no source (codec, level, block size, mtime)
+ * and resolves their defaults; throws INVALID_OPTION or
+ * UNSUPPORTED_COMPRESSOR (a codec that cannot compress here). writeImage
+ * calls it first; a caller that starts threads for it calls it before.
+ */
+export function resolveWriterOptions(options: WriterOptions): { codec: Codec; level: number; blockSize: number } {
   const codec = codecByName(options.codecs ?? defaultCodecs(), options.compression ?? 'gzip');
   const level = options.level ?? codec.defaultLevel;
   checkLevel(codec, level);
@@ -114,7 +120,7 @@ function resolveOptions(options: WriterOptions): { codec: Codec; level: number; 
  * and the per-entry metadata, never the image.
  */
 export async function writeImage(source: TreeSource, root: SourcePath, sink: ImageSink, options: WriterOptions = {}): Promise<WriteResult> {
-  const { codec, level, blockSize } = resolveOptions(options);
+  const { codec, level, blockSize } = resolveWriterOptions(options);
   const fragments = options.fragments ?? 'default';
   const dedupe = options.dedupe ?? true;
   const exportable = options.exportable ?? true;
