@@ -20,7 +20,9 @@ export {
 export { compressionStreamGzipCodec, deflateWithCompressionStream, hasCompressionStream } from './codecs/compression-stream.js';
 export { BackupError, type BackupErrorCode, type BackupErrorDetails } from './errors.js';
 export { StoreError, type ObjectStore, type ObjectInfo, type CompletedPart } from './uploader/store.js';
-export { withRetry, type RetryOptions } from './uploader/retry.js';
+export {
+  RequestPolicy, requestPolicy, isTransient, type RequestPolicyOptions, type RequestContext, type RequestTarget,
+} from './uploader/policy.js';
 export {
   StreamUpload, choosePartSize, MIN_PART_SIZE, MAX_PARTS, type StreamUploadOptions, type UploadProgress, type UploadResult,
 } from './uploader/stream-upload.js';

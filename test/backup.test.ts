@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Volume } from 'memfs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { BackupError, deleteBackup, listBackups, openBackup, pruneExpiredBackups, s3Store, type ObjectStore } from '../src/index.js';
+import { BackupError, deleteBackup, listBackups, openBackup, pruneExpiredBackups, s3Store, type ObjectStore, type RequestPolicyOptions } from '../src/index.js';
 import { createBackup, localStore, restoreBackup } from '../src/node/index.js';
 import { compareTrees } from './helpers/oracles.js';
 import { ACCESS_KEY, SECRET_KEY, startS3, type S3Harness } from './helpers/s3-server.js';
@@ -30,8 +30,8 @@ afterAll(async () => {
 });
 beforeEach(() => s3.reset());
 
-const s3store = (endpoint = s3.endpoint, prefix = 'backups') =>
-  s3Store({ endpoint, bucket: s3.bucket, prefix, accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY });
+const s3store = (endpoint = s3.endpoint, prefix = 'backups', policy?: RequestPolicyOptions) =>
+  s3Store({ endpoint, bucket: s3.bucket, prefix, accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY, policy });
 
 /** Counts ranged reads and bytes through a store. */
 function counting(store: ObjectStore) {
@@ -158,9 +158,9 @@ describe('what goes wrong, goes wrong with its code and touches nothing', () => 
   });
 
   it('an upload that fails leaves no object and no metadata behind', async () => {
-    const remote = s3store(s3.endpoint, 'failing');
+    const remote = s3store(s3.endpoint, 'failing', { attempts: 2, baseDelayMs: 1 });
     s3.faults = (r) => (r.op === 'put' || r.op === 'part' ? { status: 500 } : undefined);
-    const error = await createBackup({ dir: tree, store: remote, upload: { retry: { attempts: 2, baseDelayMs: 1 } } }).catch((e: unknown) => e);
+    const error = await createBackup({ dir: tree, store: remote }).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'BACKUP_CREATE_ERROR' });
     s3.faults = () => undefined;
     const left = [];

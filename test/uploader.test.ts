@@ -30,12 +30,12 @@ afterAll(async () => {
 });
 beforeEach(() => s3.reset());
 
-const viaProxy = () => s3Store({ endpoint: s3.endpoint, bucket: s3.bucket, accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY });
+const viaProxy = () => s3Store({ endpoint: s3.endpoint, bucket: s3.bucket, accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY, policy: FAST_RETRY });
 const direct = () => s3Store({ endpoint: s3.direct, bucket: s3.bucket, accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY });
 
 /** Streams `data` in uneven chunks (as the writer does), patching `head` over its start at the end. */
 async function upload(store: ObjectStore, key: string, data: Uint8Array, options: Partial<ConstructorParameters<typeof StreamUpload>[0]> = {}, head?: Uint8Array) {
-  const up = new StreamUpload({ store, key, partSize: 5 * MiB, retry: FAST_RETRY, ...options });
+  const up = new StreamUpload({ store, key, partSize: 5 * MiB, ...options });
   let at = 0;
   for (let i = 0; at < data.length; i++) {
     const n = Math.min(data.length - at, [4096, 131072, 1_000_003, 77][i % 4]!);
@@ -148,7 +148,7 @@ describe('StreamUpload to S3 (s3rver behind the fault proxy)', () => {
   it('an AbortSignal mid-upload cancels, aborts the multipart upload and leaves no object', async () => {
     const controller = new AbortController();
     s3.faults = (r) => (r.op === 'part' ? { delayMs: 200 } : undefined);
-    const up = new StreamUpload({ store: viaProxy(), key: 'cancelled.sqfs', partSize: 5 * MiB, signal: controller.signal, retry: FAST_RETRY });
+    const up = new StreamUpload({ store: viaProxy(), key: 'cancelled.sqfs', partSize: 5 * MiB, signal: controller.signal });
     const writing = (async () => {
       for (let i = 0; i < 40; i++) await up.write(data.subarray(0, MiB));
       return up.complete();

@@ -7,7 +7,6 @@ import { writeImage, type WriterOptions } from '../squashfs/writer/writer.js';
 import { excludePatterns, type ExcludeFilter } from '../source/exclude.js';
 import { fsSource, type FsPromisesLike } from '../source/fs-source.js';
 import { S_IFDIR, S_IFMT, type SourcePath, type TreeSource } from '../source/source.js';
-import type { RetryOptions } from '../uploader/retry.js';
 import type { ObjectStore } from '../uploader/store.js';
 import { StreamUpload } from '../uploader/stream-upload.js';
 import { DEFAULT_BLOCK_SIZE } from '../squashfs/constants.js';
@@ -53,8 +52,8 @@ export interface CreateBackupOptions {
   blockSize?: number;
   /** Codecs to use (e.g. zstd made from a precompiled WebAssembly.Module in a Worker). */
   codecs?: CodecRegistry;
-  /** Upload tuning: part size (default from the tree's size), parts in flight (default 4), retries. */
-  upload?: { partSize?: number; concurrency?: number; retry?: RetryOptions };
+  /** Upload tuning: part size (default from the tree's size), parts in flight (default 4). Retries are the store's (its `policy`). */
+  upload?: { partSize?: number; concurrency?: number };
   signal?: AbortSignal;
   onProgress?: (progress: BackupProgress) => void;
 }

@@ -3,7 +3,8 @@ import { defaultCodecs } from '../codecs/index.js';
 import { BackupError } from '../errors.js';
 import { SquashfsImage } from '../squashfs/reader/image.js';
 import type { RandomAccessSource } from '../squashfs/reader/types.js';
-import type { ObjectStore } from '../uploader/store.js';
+import { StoreError, type ObjectStore } from '../uploader/store.js';
+import { readAheadSource } from './read-ahead.js';
 import { checkNotExpired, imageKey, isBackupId, metadataKey, parseHandle, type DirectoryBackup } from './handle.js';
 
 export interface StoreOptions {
@@ -20,11 +21,19 @@ export function storeSource(store: ObjectStore, key: string, size: number): Rand
 export async function resolveBackup(backup: DirectoryBackup | string, { store, signal }: StoreOptions): Promise<DirectoryBackup> {
   if (typeof backup !== 'string') return parseHandle(backup, 'the backup handle');
   if (!isBackupId(backup)) throw new BackupError('INVALID_BACKUP_CONFIG', `"${backup}" is not a backup id (a UUID)`);
+  const unreadable = (cause: unknown) =>
+    new BackupError(
+      cause instanceof StoreError && cause.status === 404 ? 'BACKUP_NOT_FOUND' : 'BACKUP_RESTORE_ERROR',
+      `backup ${backup}: its metadata could not be read from ${store.location}: ${(cause as Error).message}`,
+      { key: metadataKey(backup), cause },
+    );
   const stream = await store.get(metadataKey(backup), signal).catch((cause: unknown) => {
-    throw new BackupError('BACKUP_NOT_FOUND', `backup ${backup}: its metadata could not be read from ${store.location}: ${(cause as Error).message}`, { key: metadataKey(backup), cause });
+    throw unreadable(cause);
   });
   if (!stream) throw new BackupError('BACKUP_NOT_FOUND', `no backup ${backup} in ${store.location}`, { key: metadataKey(backup) });
-  const text = await new Response(stream).text();
+  const text = await new Response(stream).text().catch((cause: unknown) => {
+    throw unreadable(cause);
+  });
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -36,7 +45,9 @@ export async function resolveBackup(backup: DirectoryBackup | string, { store, s
 
 /** Checks the image is there with the handle's size; BACKUP_NOT_FOUND or BACKUP_INTEGRITY_ERROR otherwise. */
 export async function checkStored(backup: DirectoryBackup, store: ObjectStore, signal?: AbortSignal): Promise<void> {
-  const info = await store.head(backup.key, signal);
+  const info = await store.head(backup.key, signal).catch((cause: unknown) => {
+    throw new BackupError('BACKUP_RESTORE_ERROR', `backup ${backup.id}: the image at ${store.location}/${backup.key} could not be reached: ${(cause as Error).message}`, { key: backup.key, cause });
+  });
   if (!info) throw new BackupError('BACKUP_NOT_FOUND', `backup ${backup.id}: no image at ${store.location}/${backup.key}`, { key: backup.key });
   if (info.size !== backup.size) {
     throw new BackupError('BACKUP_INTEGRITY_ERROR', `backup ${backup.id}: the stored image is ${info.size} bytes, the handle says ${backup.size}`, { key: backup.key });
@@ -52,13 +63,14 @@ export interface OpenBackupOptions extends StoreOptions {
 /**
  * The backup's image, read through ranged GETs of the stored object: only
  * the superblock, the metadata on the paths looked up, and the files'
- * own blocks. Checks expiry and the stored size first.
+ * own blocks, read ahead while a file is read through. Checks expiry and
+ * the stored size first.
  */
 export async function openBackup(backup: DirectoryBackup | string, options: OpenBackupOptions): Promise<SquashfsImage> {
   const handle = await resolveBackup(backup, options);
   checkNotExpired(handle);
   await checkStored(handle, options.store, options.signal);
-  return SquashfsImage.open(storeSource(options.store, handle.key, handle.size), {
+  return SquashfsImage.open(readAheadSource(storeSource(options.store, handle.key, handle.size)), {
     codecs: options.codecs ?? defaultCodecs(),
     cacheBlocks: options.cacheBlocks,
   });

@@ -4,15 +4,20 @@ import { BackupError, SquashfsError } from '../errors.js';
 import { sha256, type HashFactory } from '../hash.js';
 import { concatBytes } from '../squashfs/bytes.js';
 import { SquashfsImage } from '../squashfs/reader/image.js';
-import { bytesSource } from '../squashfs/reader/source.js';
+import { checkRange } from '../squashfs/reader/source.js';
+import type { RandomAccessSource, WalkEntry } from '../squashfs/reader/types.js';
+import type { DownloadedRange, DownloadOptions } from '../uploader/download.js';
 import type { ObjectStore } from '../uploader/store.js';
-import { checkIntegrity, checkNotExpired, SuperblockLastHasher, type DirectoryBackup } from './handle.js';
+import { checkNotExpired, type DirectoryBackup } from './handle.js';
+import { ImageDownload } from './image-download.js';
 import { checkStored, resolveBackup } from './manage.js';
 
 /** The `node:fs/promises` calls a restore makes (memfs and workerd's node:fs have them). */
 export interface FsWriteLike {
   mkdir(path: string, options?: { recursive?: boolean; mode?: number }): Promise<unknown>;
   writeFile(path: string, data: Uint8Array): Promise<void>;
+  /** Where present, files are written a block at a time; else each is written whole. */
+  appendFile?(path: string, data: Uint8Array): Promise<void>;
   symlink(target: string, path: string): Promise<void>;
   link?(existing: string, path: string): Promise<void>;
   chmod(path: string, mode: number): Promise<void>;
@@ -30,6 +35,8 @@ export interface WebRestoreOptions {
   dir?: string;
   codecs?: CodecRegistry;
   createHash?: HashFactory;
+  /** Ranged GETs at once and their size (default 4 × 4 MiB): the download's memory bound. */
+  download?: DownloadOptions;
   signal?: AbortSignal;
   onWarning?: (message: string) => void;
 }
@@ -43,10 +50,14 @@ export interface WebRestoreResult {
 
 /**
  * Restores a backup into any `node:fs/promises`-shaped file system, in any
- * runtime: checks expiry, downloads the image (into memory: a Worker's
- * backups are small) while hashing it, checks size and SHA-256, extracts
- * into a sibling directory and swaps it in with renames. Names are written
- * as UTF-8 strings; fifos, sockets and devices are skipped with a warning.
+ * runtime, without holding the image: checks expiry, fetches the
+ * superblock and tables by range, then reads the data region by parallel
+ * ranged GETs, in order, extracting each file as its bytes arrive and
+ * writing it a block at a time (with `appendFile`). Every byte is hashed in
+ * order; size and SHA-256 are checked before the extracted tree, built in
+ * a sibling directory, is swapped in with renames. Memory stays within the
+ * download window plus a block or two. Names are written as UTF-8
+ * strings; fifos, sockets and devices are skipped with a warning.
  */
 export async function restoreBackup(backup: DirectoryBackup | string, options: WebRestoreOptions): Promise<WebRestoreResult> {
   const { store, fs, signal } = options;
@@ -56,37 +67,110 @@ export async function restoreBackup(backup: DirectoryBackup | string, options: W
   if (!target.startsWith('/')) throw new BackupError('INVALID_BACKUP_CONFIG', `dir must be an absolute path, not ${JSON.stringify(target)}`);
   await checkStored(handle, store, signal);
 
-  const stream = await store.get(handle.key, signal);
-  if (!stream) throw new BackupError('BACKUP_NOT_FOUND', `backup ${handle.id}: no image at ${store.location}/${handle.key}`, { key: handle.key });
-  const hasher = new SuperblockLastHasher((options.createHash ?? sha256)());
-  const chunks: Uint8Array[] = [];
-  try {
-    for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) {
-      hasher.update(chunk);
-      chunks.push(chunk);
-      if (hasher.size > handle.size) break;
-    }
-  } catch (cause) {
-    throw new BackupError('BACKUP_RESTORE_ERROR', `download of ${store.location}/${handle.key} failed: ${(cause as Error).message}`, { key: handle.key, cause });
-  }
-  checkIntegrity(handle, hasher);
-
   const slash = target.lastIndexOf('/');
   const staging = `${target.slice(0, slash) || ''}/.${target.slice(slash + 1)}.restore-${handle.id}`;
+  let window: DownloadWindow | undefined;
   try {
-    const image = await SquashfsImage.open(bytesSource(concatBytes(chunks)), { codecs: options.codecs ?? defaultCodecs() });
-    await fs.rm(staging, { recursive: true, force: true });
-    const result = await extract(image, fs, staging, options);
-    const existed = await fs.lstat(target).then(() => true, () => false);
-    if (existed) await fs.rename(target, `${staging}.old`);
-    await fs.rename(staging, target);
-    if (existed) await fs.rm(`${staging}.old`, { recursive: true, force: true });
-    return { ...result, dir: target };
+    const download = await ImageDownload.start(handle, store, options.createHash ?? sha256, { ...WEB_DOWNLOAD, ...options.download }, signal);
+    window = new DownloadWindow(download, handle.size);
+    try {
+      const image = await SquashfsImage.open(window, { codecs: options.codecs ?? defaultCodecs() });
+      await fs.rm(staging, { recursive: true, force: true });
+      const result = await extract(image, fs, staging, options);
+      await window.finish();
+      const existed = await fs.lstat(target).then(() => true, () => false);
+      if (existed) await fs.rename(target, `${staging}.old`);
+      await fs.rename(staging, target);
+      if (existed) await fs.rm(`${staging}.old`, { recursive: true, force: true });
+      return { ...result, dir: target };
+    } catch (error) {
+      // An image that could not be read may be one that is not the one backed up: the whole download tells.
+      if (error instanceof SquashfsError && (error.code === 'CORRUPT_IMAGE' || error.code === 'CODEC_ERROR')) await window.finish();
+      throw error;
+    }
   } catch (error) {
     await fs.rm(staging, { recursive: true, force: true }).catch(() => undefined);
     if (error instanceof BackupError) throw error;
     const what = error instanceof SquashfsError ? `${error.message} [${error.code}]` : (error as Error).message;
     throw new BackupError('BACKUP_RESTORE_ERROR', `restore of backup ${handle.id} into ${target} failed: ${what}`, { path: target, key: handle.key, cause: error });
+  } finally {
+    await window?.close();
+  }
+}
+
+/** A Worker has 128 MB: the fs-shaped restore downloads 4 ranges of 4 MiB at a time unless told otherwise. */
+const WEB_DOWNLOAD = { concurrency: 4, rangeSize: 4 * 1024 * 1024 };
+
+/** Ranges of the data region kept once taken, for reads a little behind the newest (a block across two ranges). */
+const KEEP_RANGES = 2;
+
+/**
+ * The image as a restore reads it, holding no copy: the superblock and
+ * tables are held; ranges of the data region are taken in order as reads
+ * reach them (the download fetches a few ahead), and the last few are kept.
+ * A read further behind is fetched from the store by range.
+ */
+class DownloadWindow implements RandomAccessSource {
+  private readonly kept: DownloadedRange[] = [];
+  private taking: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly download: ImageDownload,
+    readonly size: number,
+  ) {}
+
+  async read(offset: number, length: number, signal?: AbortSignal): Promise<Uint8Array> {
+    checkRange(offset, length, this.size, 'read of the backup');
+    const held = this.download.held(offset, length);
+    if (held) return held;
+    const { tablesStart } = this.download;
+    if (offset + length > tablesStart) {
+      // Across the end of the data region: its two sides.
+      return concatBytes([await this.read(offset, tablesStart - offset, signal), this.download.held(tablesStart, offset + length - tablesStart)!]);
+    }
+    await this.takeUntil(offset + length);
+    return this.fromKept(offset, length) ?? this.download.store.getRange(this.download.backup.key, offset, length, signal);
+  }
+
+  /** Takes the rest of the data region, then checks size and SHA-256 (BACKUP_INTEGRITY_ERROR). */
+  async finish(): Promise<void> {
+    await this.takeUntil(this.download.tablesStart);
+    this.download.verify();
+  }
+
+  close(): Promise<void> {
+    this.kept.length = 0;
+    return this.download.close();
+  }
+
+  /** Takes ranges in order (one taker at a time) until [0, end) is taken. */
+  private takeUntil(end: number): Promise<void> {
+    this.taking = this.taking.then(async () => {
+      while (this.download.taken < end) {
+        const range = await this.download.next();
+        if (!range) return;
+        this.kept.push(range);
+        if (this.kept.length > KEEP_RANGES) this.kept.shift();
+      }
+    });
+    return this.taking;
+  }
+
+  /** The bytes from the kept ranges, when they hold all of them. */
+  private fromKept(offset: number, length: number): Uint8Array | undefined {
+    const first = this.kept.findIndex((r) => r.offset <= offset && offset < r.offset + r.bytes.length);
+    if (first < 0) return undefined;
+    const out = new Uint8Array(length);
+    let filled = 0;
+    for (let i = first; i < this.kept.length && filled < length; i++) {
+      const range = this.kept[i]!;
+      const from = offset + filled - range.offset;
+      if (from < 0 || from >= range.bytes.length) return undefined;
+      const piece = range.bytes.subarray(from, from + length - filled);
+      out.set(piece, filled);
+      filled += piece.length;
+    }
+    return filled === length ? out : undefined;
   }
 }
 
@@ -111,13 +195,10 @@ async function extract(image: SquashfsImage, fs: FsWriteLike, root: string, opti
       case 'directory':
         await fs.mkdir(path, { recursive: entry.path === '', mode: 0o700 });
         break;
-      case 'file': {
-        const bytes = await image.readFile(entry);
-        await fs.writeFile(path, bytes);
+      case 'file':
+        result.bytes += await writeFile(image, entry, fs, path);
         result.files++;
-        result.bytes += bytes.length;
         break;
-      }
       case 'symlink':
         await fs.symlink(new TextDecoder().decode(await image.readlink(entry)), path);
         continue; // links keep their own mode and time
@@ -134,4 +215,28 @@ async function extract(image: SquashfsImage, fs: FsWriteLike, root: string, opti
     await fs.utimes(path, mtime, mtime);
   }
   return result;
+}
+
+/** Holes are written as zeros this much at a time. */
+const ZEROS = new Uint8Array(64 * 1024);
+
+/** Writes a file a block at a time (appendFile), or whole where the file system has no appendFile; returns its size. */
+async function writeFile(image: SquashfsImage, entry: WalkEntry, fs: FsWriteLike, path: string): Promise<number> {
+  if (!fs.appendFile) {
+    const bytes = await image.readFile(entry);
+    await fs.writeFile(path, bytes);
+    return bytes.length;
+  }
+  await fs.writeFile(path, new Uint8Array(0));
+  let size = 0;
+  for await (const chunk of image.readChunks(entry)) {
+    if (chunk.bytes) {
+      await fs.appendFile(path, chunk.bytes);
+      size += chunk.bytes.length;
+      continue;
+    }
+    for (let left = chunk.hole; left > 0; left -= ZEROS.length) await fs.appendFile(path, ZEROS.subarray(0, Math.min(left, ZEROS.length)));
+    size += chunk.hole;
+  }
+  return size;
 }

@@ -8,6 +8,7 @@ import { createBackup, defaultStoreDirectory, restoreBackup } from '../node/back
 import { loadNodeCodecs } from '../node/codecs.js';
 import { localStore } from '../node/local-store.js';
 import type { SquashfsImage } from '../squashfs/reader/image.js';
+import type { RequestPolicyOptions } from '../uploader/policy.js';
 import { s3Store } from '../uploader/s3-store.js';
 import type { ObjectStore } from '../uploader/store.js';
 import type { CliContext } from './main.js';
@@ -22,21 +23,31 @@ import { STORE_OPTIONS, type StoreValues } from './store-options.js';
  */
 export function storeFrom(ctx: CliContext, values: StoreValues): ObjectStore {
   const url = values.store ?? process.env.SQFS_STORE;
+  const policy = policyFrom(ctx, values);
   if (!url) {
     const dir = defaultStoreDirectory();
     if (!existsSync(dir)) ctx.err(`sqfs: using the local store ${dir} (set --store or SQFS_STORE to choose another)\n`);
-    return localStore(dir);
+    return localStore(dir, { policy });
   }
-  if (url.startsWith('file://')) return localStore(fileURLToPath(url));
+  if (url.startsWith('file://')) return localStore(fileURLToPath(url), { policy });
   if (url.startsWith('s3://')) {
     const [bucket, ...prefix] = url.slice(5).split('/');
     const endpoint = values.endpoint ?? process.env.SQFS_S3_ENDPOINT;
     if (!bucket) throw ctx.usage(`--store ${url} names no bucket`);
     if (!endpoint) throw ctx.usage(`--store ${url} needs --endpoint URL (or SQFS_S3_ENDPOINT)`);
-    return s3Store({ endpoint, bucket, prefix: prefix.join('/'), region: values.region ?? process.env.AWS_REGION });
+    return s3Store({ endpoint, bucket, prefix: prefix.join('/'), region: values.region ?? process.env.AWS_REGION, policy });
   }
-  if (isAbsolute(url)) return localStore(url);
+  if (isAbsolute(url)) return localStore(url, { policy });
   throw ctx.usage(`--store takes file:///path or s3://bucket/prefix, not "${url}"`);
+}
+
+/** --request-timeout SECONDS: how long a store request may make no progress before it is abandoned and tried again. */
+function policyFrom(ctx: CliContext, values: StoreValues): RequestPolicyOptions | undefined {
+  const text = values['request-timeout'];
+  if (text === undefined) return undefined;
+  const seconds = Number(text);
+  if (!(seconds > 0) || !Number.isFinite(seconds)) throw ctx.usage(`--request-timeout takes a positive number of seconds, got "${text}"`);
+  return { requestTimeout: seconds * 1000 };
 }
 
 /** A handle from a JSON file, or an id. */
@@ -95,11 +106,17 @@ export async function restore(ctx: CliContext): Promise<number> {
   if (positionals.length < 1 || positionals.length > 2) throw ctx.usage('restore takes <handle.json | id> [dir]');
   const store = storeFrom(ctx, values);
   const progress = new ProgressLine(ctx.progress);
+  let downloaded = 0;
+  let extracted = 0;
   const result = await restoreBackup(handleFrom(positionals[0]!), {
     store,
     dir: positionals[1] === undefined ? undefined : resolve(positionals[1]),
     onWarning: (message) => ctx.err(`sqfs restore: warning: ${message}\n`),
-    onProgress: (p) => progress.update(() => `${p.phase === 'download' ? 'downloading' : 'extracting'}: ${formatBytes(p.bytes)} / ${formatBytes(p.total)}`),
+    onProgress: (p) => {
+      if (p.phase === 'download') downloaded = p.bytes;
+      else extracted = p.bytes;
+      progress.update(() => `restoring: ${formatBytes(downloaded)} / ${formatBytes(p.total)} downloaded, ${formatBytes(extracted)} written`);
+    },
   }).finally(() => progress.done());
   ctx.err(`${result.dir}: ${result.entries} entries, ${formatBytes(result.bytes)}\n`);
   return 0;

@@ -1,6 +1,7 @@
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { inspect, parseArgs, type ParseArgsConfig } from 'node:util';
 import { version } from '../../package.json';
 import { BackupError, SquashfsError } from '../errors.js';
+import { StoreError } from '../uploader/store.js';
 
 export interface CliIo {
   stdout?: (text: string) => void;
@@ -33,17 +34,29 @@ commands:
                                 back up a directory into a store; prints the handle (JSON)
   restore <handle.json | id> [dir] [--store URL]
                                 restore a backup (into its own directory by default; replaces the contents)
+                                while it downloads, by parallel ranged GETs
   backups list [--json] | delete <id> | prune   [--store URL]
                                 list, delete, or delete the expired backups of a store
 
   ls and cat also take a backup id in place of <image> (read by range from the store).
   --store: file:///path, or s3://bucket/prefix with --endpoint URL (or SQFS_S3_ENDPOINT) and
   AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or R2_*); default $SQFS_STORE, else a local folder.
+  --request-timeout SECONDS (backup, restore, backups, ls, cat): a store request that makes no
+  progress for this long is abandoned and tried again (default 30). Failed requests are retried
+  (5xx, 429, network errors) with backoff; SQFS_DEBUG=1 prints a failure's stack.
 
 exit codes: 0 ok, 1 bad image, not found or failure, 2 usage
 `;
 
 class UsageError extends Error {}
+
+/** The code a failure is printed with: ours, a store's, Node's errno, or ERROR. */
+function errorCode(error: unknown): string {
+  if (error instanceof SquashfsError || error instanceof BackupError) return error.code;
+  if (error instanceof StoreError) return 'STORE_ERROR';
+  const code = (error as { code?: unknown })?.code;
+  return typeof code === 'string' && /^[A-Z][A-Z0-9_]*$/.test(code) ? code : 'ERROR';
+}
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -135,11 +148,10 @@ export async function main(argv: string[], io: CliIo = {}): Promise<number> {
       full.stderr(`sqfs ${command}: ${error.message}\n${USAGE}`);
       return 2;
     }
-    if (error instanceof SquashfsError || error instanceof BackupError) {
-      full.stderr(`sqfs ${command}: ${error.message} [${error.code}]\n`);
-      return error.code === 'INVALID_OPTION' || error.code === 'INVALID_BACKUP_CONFIG' ? 2 : 1;
-    }
-    full.stderr(`sqfs ${command}: ${(error as Error)?.stack ?? String(error)}\n`);
-    return 1;
+    const code = errorCode(error);
+    const message = (error as Error)?.message ?? String(error);
+    full.stderr(`sqfs ${command}: ${message} [${code}]\n`);
+    if (process.env.SQFS_DEBUG === '1' && error instanceof Error) full.stderr(`${inspect(error)}\n`);
+    return code === 'INVALID_OPTION' || code === 'INVALID_BACKUP_CONFIG' ? 2 : 1;
   }
 }

@@ -3,10 +3,12 @@ export const STORE_OPTIONS = {
   store: { type: 'string' },
   endpoint: { type: 'string' },
   region: { type: 'string' },
+  'request-timeout': { type: 'string' },
 } as const;
 
 export interface StoreValues {
   store?: string;
   endpoint?: string;
   region?: string;
+  'request-timeout'?: string;
 }

@@ -7,7 +7,7 @@ export { FileSink } from './file-sink.js';
 export { readTreeXattrs } from './xattrs.js';
 export { fileSource, openImage, type FileBackedSource } from './file-source.js';
 export { unpackImage, type UnpackOptions, type UnpackResult } from './unpack.js';
-export { localStore } from './local-store.js';
+export { localStore, type LocalStoreOptions } from './local-store.js';
 export {
   createBackup, restoreBackup, defaultStoreDirectory, nodeBackupRuntime, type RestoreBackupOptions, type RestoreResult,
 } from './backup.js';

@@ -1,13 +1,30 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import os from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { BackupError } from '../errors.js';
+import { requestPolicy, resumableStream, type RequestPolicy, type RequestPolicyOptions } from '../uploader/policy.js';
 import { StoreError, type ObjectInfo, type ObjectStore } from '../uploader/store.js';
 
 /** Where unfinished uploads live inside the store's directory (never listed). */
 const UPLOADS = '.uploads';
+
+/** Errors of the moment (too many open files, a busy or interrupted call): worth another try. */
+const TRANSIENT = new Set(['EAGAIN', 'EBUSY', 'EINTR', 'EMFILE', 'ENFILE']);
+
+export interface LocalStoreOptions {
+  /** How every operation is tried: retries, backoff, the stall timeout (default: 6 tries, 30 s without progress). */
+  policy?: RequestPolicy | RequestPolicyOptions;
+}
+
+/** The local store used when none is given: $SQFS_STORE_DIR, else <data dir>/squashfs-ts/backups. */
+export function defaultStoreDirectory(): string {
+  if (process.env.SQFS_STORE_DIR) return resolve(process.env.SQFS_STORE_DIR);
+  const data = process.env.XDG_DATA_HOME || join(os.homedir(), '.local', 'share');
+  return join(data, 'squashfs-ts', 'backups');
+}
 
 /**
  * A store in a local directory: key "a/b" is the file <dir>/a/b. A multipart
@@ -15,8 +32,9 @@ const UPLOADS = '.uploads';
  * into place when complete; an aborted one is removed. Nothing is ever
  * visible under a key before it is whole.
  */
-export function localStore(directory: string): ObjectStore {
+export function localStore(directory: string, options: LocalStoreOptions = {}): ObjectStore {
   const root = resolve(directory);
+  const policy = requestPolicy(options.policy);
   const uploads = join(root, UPLOADS);
   const location = pathToFileURL(root).href;
 
@@ -35,16 +53,19 @@ export function localStore(directory: string): ObjectStore {
     return { path: join(uploads, `${m[1]}.part`), partSize: Number(m[2]) };
   }
 
-  async function call<T>(operation: string, key: string, run: () => Promise<T>, part?: number): Promise<T> {
-    try {
-      return await run();
-    } catch (cause) {
-      if (cause instanceof StoreError || cause instanceof BackupError) throw cause;
-      const code = (cause as NodeJS.ErrnoException).code;
-      throw new StoreError(`${operation} ${key} in ${location}: ${(cause as Error).message}`, {
-        operation, key, part, retryable: false, code, status: code === 'ENOENT' ? 404 : undefined,
-      }, cause);
-    }
+  /** One operation through the policy; file system errors become StoreErrors (transient for the errors of the moment). */
+  function call<T>(operation: string, key: string, run: () => Promise<T>, part?: number, signal?: AbortSignal): Promise<T> {
+    return policy.run({ operation, key, part }, async () => {
+      try {
+        return await run();
+      } catch (cause) {
+        if (cause instanceof StoreError || cause instanceof BackupError) throw cause;
+        const code = (cause as NodeJS.ErrnoException).code;
+        throw new StoreError(`${operation} ${key} in ${location}: ${(cause as Error).message}`, {
+          operation, key, part, retryable: code !== undefined && TRANSIENT.has(code), code, status: code === 'ENOENT' ? 404 : undefined,
+        }, cause);
+      }
+    }, signal);
   }
 
   async function writeAt(path: string, body: Uint8Array, position: number): Promise<void> {
@@ -145,28 +166,12 @@ export function localStore(directory: string): ObjectStore {
         return bytes;
       }),
 
-    get: (key) =>
-      call('get', key, async () => {
+    get: (key, signal) =>
+      resumableStream(policy, { operation: 'get', key }, async (offset) => {
         const path = pathOf(key);
         if (!(await stat(path).catch(() => undefined))?.isFile()) return undefined;
-        const stream = fs.createReadStream(path, { highWaterMark: 1 << 20 });
-        return new ReadableStream<Uint8Array>({
-          start(controller) {
-            stream.on('data', (chunk) => {
-              controller.enqueue(new Uint8Array(chunk as Buffer));
-              if ((controller.desiredSize ?? 1) <= 0) stream.pause();
-            });
-            stream.on('end', () => controller.close());
-            stream.on('error', (error) => controller.error(error));
-          },
-          pull() {
-            stream.resume();
-          },
-          cancel() {
-            stream.destroy();
-          },
-        }, { highWaterMark: 4 });
-      }),
+        return fileStream(path, offset);
+      }, signal),
 
     async *list(prefix) {
       const found: ObjectInfo[] = [];
@@ -191,4 +196,25 @@ export function localStore(directory: string): ObjectStore {
         await rm(pathOf(key), { force: true });
       }),
   };
+}
+
+/** A file from `offset` on as a web stream, read 1 MiB at a time as the reader asks. */
+function fileStream(path: string, offset: number): ReadableStream<Uint8Array> {
+  const stream = fs.createReadStream(path, { start: offset, highWaterMark: 1 << 20 });
+  return new ReadableStream<Uint8Array>({
+    start(controller) {
+      stream.on('data', (chunk) => {
+        controller.enqueue(new Uint8Array(chunk as Buffer));
+        if ((controller.desiredSize ?? 1) <= 0) stream.pause();
+      });
+      stream.on('end', () => controller.close());
+      stream.on('error', (error) => controller.error(error));
+    },
+    pull() {
+      stream.resume();
+    },
+    cancel() {
+      stream.destroy();
+    },
+  }, { highWaterMark: 4 });
 }

@@ -1,7 +1,8 @@
 import fs, { constants } from 'node:fs';
 import { mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { SquashfsError, throwIfAborted } from '../errors.js';
+import { BackupError, SquashfsError, throwIfAborted } from '../errors.js';
+import { DATA_SIZE_MASK } from '../squashfs/constants.js';
 import type { SquashfsImage } from '../squashfs/reader/image.js';
 import type { EntryStat, WalkEntry } from '../squashfs/reader/types.js';
 import { ExtractPool } from './extract-pool.js';
@@ -24,6 +25,18 @@ export interface UnpackOptions {
    * 0: all on this thread). They use the built-in codecs for the image's compressor.
    */
   threads?: number;
+  /**
+   * For an image still arriving (a restore that extracts while it
+   * downloads): resolves once the image's bytes before `end` can be read.
+   * File data is read only after it says so.
+   */
+  dataReady?: (end: number) => Promise<void>;
+  /**
+   * Awaited once everything is written, before the result replaces `dir`
+   * (a restore's integrity check). A failure there removes what was written
+   * and is thrown as it is.
+   */
+  beforeSwap?: () => Promise<void>;
 }
 
 export interface UnpackResult {
@@ -61,6 +74,7 @@ export async function unpackImage(image: SquashfsImage, dir: string, options: Un
   });
   try {
     const result = await extractInto(image, staging, options);
+    await options.beforeSwap?.();
     if (existing) {
       const old = `${staging}.old`;
       await rename(target, old);
@@ -72,7 +86,7 @@ export async function unpackImage(image: SquashfsImage, dir: string, options: Un
     return result;
   } catch (error) {
     await rm(staging, { recursive: true, force: true }).catch(() => undefined);
-    if (error instanceof SquashfsError) throw error;
+    if (error instanceof SquashfsError || error instanceof BackupError) throw error;
     throw new SquashfsError('WRITE_FAILED', `unpacking into ${target} failed: ${(error as Error).message}`, { path: target, cause: error });
   }
 }
@@ -299,6 +313,7 @@ class PooledWriter implements ContentWriter {
   }
 
   private async dispatch(tasks: FileTask[]): Promise<void> {
+    if (this.options.dataReady) await this.options.dataReady(Math.max(...tasks.map(dataEnd)));
     // Let the workers' replies in first (the walk itself only yields to microtasks), so the pool sees who is free.
     await new Promise(setImmediate);
     if (this.failure) throw this.failure;
@@ -314,6 +329,15 @@ function imageOrder(task: FileTask): number {
   const { layout } = task;
   if (layout.fragment && layout.blockSizes.length === 0) return layout.fragment.start;
   return layout.blocksStart + task.first;
+}
+
+/** Where a task's data ends in the image: past its last block, or its fragment block when it has one. */
+function dataEnd(task: FileTask): number {
+  const { layout } = task;
+  let end = layout.blocksStart;
+  for (let i = 0; i < task.end; i++) end += layout.blockSizes[i]! & DATA_SIZE_MASK;
+  if (layout.fragment && task.end === layout.blockSizes.length) end = Math.max(end, layout.fragment.start + (layout.fragment.word & DATA_SIZE_MASK));
+  return end;
 }
 
 /** For any other source: files read through the image (async), a few at a time, written here. */

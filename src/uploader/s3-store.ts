@@ -1,5 +1,6 @@
 import { AwsClient } from 'aws4fetch';
 import { BackupError } from '../errors.js';
+import { describeTarget, requestPolicy, resumableStream, retryAfterMs, type RequestContext, type RequestPolicy, type RequestPolicyOptions, type RequestTarget } from './policy.js';
 import { isRetryableStatus, StoreError, type CompletedPart, type ObjectInfo, type ObjectStore } from './store.js';
 import { escapeXml, xmlElements, xmlValue } from './xml.js';
 
@@ -78,6 +79,8 @@ export interface S3StoreOptions {
   presigner?: Presigner;
   /** The fetch to use (default: the global one). */
   fetch?: typeof fetch;
+  /** How every request is tried: retries, backoff, the stall timeout (default: 6 tries, 30 s without progress). */
+  policy?: RequestPolicy | RequestPolicyOptions;
 }
 
 /** Node's fetch (undici) copies buffer bodies; Workers' fetch wants a known length, which a buffer has. */
@@ -85,20 +88,52 @@ const copiesBodies =
   typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string' &&
   (globalThis as { navigator?: { userAgent?: string } }).navigator?.userAgent !== 'Cloudflare-Workers';
 
+/** A request body is handed to fetch this much at a time, each piece a sign of progress. */
+const BODY_PIECE = 256 * 1024;
+
 /**
  * A request body that fetch does not copy: fetch copies a Uint8Array body
  * (the spec's "extract a body" takes a copy), which would double the
- * uploader's memory; a one-chunk stream with its length declared is sent as is.
+ * uploader's memory; a stream of views with its length declared is sent as
+ * is, and each piece it hands out tells the policy the request is moving.
  */
-function sized(body: Uint8Array): RequestInit {
-  if (!copiesBodies) return { body: body as Uint8Array<ArrayBuffer>, headers: { 'content-length': String(body.length) } };
+function sized(body: Uint8Array, context: RequestContext): RequestInit {
+  const headers = { 'content-length': String(body.length) };
+  if (!copiesBodies) return { body: body as Uint8Array<ArrayBuffer>, headers };
+  let at = 0;
   const stream = new ReadableStream<Uint8Array>({
     pull(controller) {
-      controller.enqueue(body);
-      controller.close();
+      context.progress();
+      if (at >= body.length) return controller.close();
+      controller.enqueue(body.subarray(at, at + BODY_PIECE));
+      at += BODY_PIECE;
     },
   });
-  return { body: stream, headers: { 'content-length': String(body.length) }, duplex: 'half' } as RequestInit;
+  return { body: stream, headers, duplex: 'half' } as RequestInit;
+}
+
+/**
+ * Reads a response body into `into` from `at`; returns where it ended.
+ * Each piece is progress the policy keeps: a try that breaks off later
+ * resumes from there.
+ */
+async function readInto(response: Response, into: Uint8Array, at: number, context: RequestContext, kept: (end: number) => void): Promise<number> {
+  if (!response.body) return at;
+  const reader = response.body.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return at;
+      if (at + value.length > into.length) throw new Error(`the answer runs past the ${into.length} bytes asked for`);
+      into.set(value, at);
+      at += value.length;
+      context.progress();
+      context.kept();
+      kept(at);
+    }
+  } finally {
+    reader.releaseLock();
+  }
 }
 
 /** Reads the credentials the usual environment variables hold, where the runtime has an environment. */
@@ -131,35 +166,58 @@ export function s3Store(options: S3StoreOptions): ObjectStore {
   }
   const location = `s3://${options.bucket}${prefix ? `/${prefix}` : ''} at ${options.endpoint}`;
 
-  /** One request; non-2xx answers (but the `allowed` ones) become StoreErrors carrying the status and the S3 error code. */
-  async function request(
-    operation: string, key: string, req: PresignRequest, init: RequestInit & { signal?: AbortSignal }, allowed: number[] = [], part?: number,
-  ): Promise<Response> {
+  const policy = requestPolicy(options.policy);
+
+  /**
+   * One try of a request: presigns, fetches and hands the response to
+   * `handle`. Non-2xx answers (but the `allowed` ones) become StoreErrors
+   * carrying the status, the S3 error code and any Retry-After; a
+   * connection that breaks, before or during the body, is a transient
+   * StoreError.
+   */
+  async function once<T>(
+    target: RequestTarget, req: PresignRequest, send: Send, context: RequestContext,
+    handle: (response: Response) => Promise<T>,
+  ): Promise<T> {
+    const { operation, key, part } = target;
     const url = await presign!(req);
+    const body = send.body instanceof Uint8Array ? sized(send.body, context) : { body: send.body };
     let response: Response;
     try {
-      response = await doFetch(url, { method: req.method, ...init });
+      response = await doFetch(url, { method: req.method, ...body, headers: { ...(body.headers as object), ...send.headers }, signal: context.signal });
     } catch (cause) {
-      if (init.signal?.aborted) throw cause;
-      throw new StoreError(`${operation} ${key}: ${(cause as Error).message}`, { operation, key, retryable: true, part }, cause);
+      throw new StoreError(`${describeTarget(target)}: ${networkMessage(cause)}`, { operation, key, retryable: true, part }, cause);
     }
-    if (response.ok || allowed.includes(response.status)) return response;
-    const body = await response.text().catch(() => '');
-    const code = xmlValue(body, 'Code');
-    const message = xmlValue(body, 'Message');
-    throw new StoreError(
-      `${operation} ${key}: HTTP ${response.status}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}`,
-      { operation, key, status: response.status, retryable: isRetryableStatus(response.status), part, code },
-    );
+    context.progress();
+    if (!response.ok && !send.allowed?.includes(response.status)) {
+      const text = await response.text().catch(() => '');
+      const code = xmlValue(text, 'Code');
+      const message = xmlValue(text, 'Message');
+      throw new StoreError(
+        `${describeTarget(target)}: HTTP ${response.status}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}`,
+        { operation, key, status: response.status, retryable: isRetryableStatus(response.status), part, code, retryAfterMs: retryAfterMs(response.headers.get('retry-after')) },
+      );
+    }
+    try {
+      return await handle(response);
+    } catch (cause) {
+      if (cause instanceof StoreError) throw cause;
+      await response.body?.cancel().catch(() => undefined);
+      throw new StoreError(`${describeTarget(target)}: ${networkMessage(cause)}`, { operation, key, status: response.status, retryable: true, part }, cause);
+    }
   }
 
+  /** A request through the policy, each try made by `once`. */
+  const call = <T>(target: RequestTarget, req: PresignRequest, send: Send, signal: AbortSignal | undefined, handle: (response: Response, context: RequestContext) => Promise<T>) =>
+    policy.run(target, (context) => once(target, req, send, context, (response) => handle(response, context)), signal);
+
   /** A 200 whose body is an <Error> (CompleteMultipartUpload does this) is a failure too. */
-  async function xmlBody(operation: string, key: string, response: Response): Promise<string> {
+  async function xmlBody(target: RequestTarget, response: Response): Promise<string> {
     const body = await response.text();
     if (/<Error[\s>]/.test(body)) {
       const code = xmlValue(body, 'Code');
-      throw new StoreError(`${operation} ${key}: the store answered ${response.status} with an error: ${code ?? 'unknown'}: ${xmlValue(body, 'Message') ?? ''}`, {
-        operation, key, status: response.status, retryable: code === 'InternalError' || code === 'SlowDown' || code === 'ServiceUnavailable', code,
+      throw new StoreError(`${describeTarget(target)}: the store answered ${response.status} with an error: ${code ?? 'unknown'}: ${xmlValue(body, 'Message') ?? ''}`, {
+        ...target, status: response.status, retryable: code === 'InternalError' || code === 'SlowDown' || code === 'ServiceUnavailable', code,
       });
     }
     return body;
@@ -168,77 +226,86 @@ export function s3Store(options: S3StoreOptions): ObjectStore {
   return {
     location,
 
-    async createMultipartUpload(key, _partSize, signal) {
-      const response = await request('create multipart upload', key, { method: 'POST', key: full(key), query: { uploads: '' } }, { signal });
-      const uploadId = xmlValue(await xmlBody('create multipart upload', key, response), 'UploadId');
-      if (!uploadId) throw new StoreError(`create multipart upload ${key}: no UploadId in the answer`, { operation: 'create multipart upload', key, retryable: false });
-      return uploadId;
-    },
+    createMultipartUpload: (key, _partSize, signal) =>
+      call({ operation: 'create multipart upload', key }, { method: 'POST', key: full(key), query: { uploads: '' } }, {}, signal, async (response) => {
+        const uploadId = xmlValue(await xmlBody({ operation: 'create multipart upload', key }, response), 'UploadId');
+        if (!uploadId) throw new StoreError(`create multipart upload ${key}: no UploadId in the answer`, { operation: 'create multipart upload', key, retryable: false });
+        return uploadId;
+      }),
 
-    async uploadPart(key, uploadId, partNumber, body, signal) {
-      const response = await request(
-        'upload part', key, { method: 'PUT', key: full(key), query: { partNumber: String(partNumber), uploadId } },
-        { ...sized(body), signal }, [], partNumber,
-      );
-      await response.body?.cancel();
-      const etag = response.headers.get('etag');
-      if (!etag) throw new StoreError(`upload part ${partNumber} of ${key}: the answer has no ETag`, { operation: 'upload part', key, part: partNumber, status: response.status, retryable: false });
-      return etag;
-    },
+    uploadPart: (key, uploadId, partNumber, body, signal) =>
+      call({ operation: 'upload part', key, part: partNumber }, { method: 'PUT', key: full(key), query: { partNumber: String(partNumber), uploadId } }, { body }, signal, async (response) => {
+        await drain(response);
+        const etag = response.headers.get('etag');
+        if (!etag) throw new StoreError(`upload part ${partNumber} of ${key}: the answer has no ETag`, { operation: 'upload part', key, part: partNumber, status: response.status, retryable: false });
+        return etag;
+      }),
 
-    async completeMultipartUpload(key, uploadId, parts, signal) {
+    completeMultipartUpload: (key, uploadId, parts, signal) => {
       const xml = `<CompleteMultipartUpload>${parts.map((p) => `<Part><PartNumber>${p.partNumber}</PartNumber><ETag>${escapeXml(p.etag)}</ETag></Part>`).join('')}</CompleteMultipartUpload>`;
-      const response = await request('complete multipart upload', key, { method: 'POST', key: full(key), query: { uploadId } }, {
-        body: xml, signal, headers: { 'content-type': 'application/xml' },
+      const target = { operation: 'complete multipart upload', key };
+      return call(target, { method: 'POST', key: full(key), query: { uploadId } }, { body: xml, headers: { 'content-type': 'application/xml' } }, signal, async (response) => {
+        await xmlBody(target, response);
       });
-      await xmlBody('complete multipart upload', key, response);
     },
 
-    async abortMultipartUpload(key, uploadId, signal) {
-      const response = await request('abort multipart upload', key, { method: 'DELETE', key: full(key), query: { uploadId } }, { signal }, [404]);
-      await response.body?.cancel();
+    abortMultipartUpload: (key, uploadId, signal) =>
+      call({ operation: 'abort multipart upload', key }, { method: 'DELETE', key: full(key), query: { uploadId } }, { allowed: [404] }, signal, drain),
+
+    put: (key, body, signal) => call({ operation: 'put', key }, { method: 'PUT', key: full(key) }, { body }, signal, drain),
+
+    head: (key, signal) =>
+      call({ operation: 'head', key }, { method: 'HEAD', key: full(key) }, { allowed: [404] }, signal, async (response): Promise<ObjectInfo | undefined> => {
+        await drain(response);
+        if (response.status === 404) return undefined;
+        return { key, size: Number(response.headers.get('content-length')) };
+      }),
+
+    getRange(key, offset, length, signal) {
+      if (length === 0) return Promise.resolve(new Uint8Array(0));
+      // Filled across tries: a range that breaks off is asked for again from the byte where it stopped.
+      const bytes = new Uint8Array(length);
+      let filled = 0;
+      return policy.run({ operation: 'get', key }, (context) => {
+        const from = offset + filled;
+        return once({ operation: 'get', key }, { method: 'GET', key: full(key) }, { headers: { range: `bytes=${from}-${offset + length - 1}` } }, context, async (response) => {
+          if (response.status === 200) {
+            // A store that ignores Range answers with everything: take the slice.
+            const all = new Uint8Array(await response.arrayBuffer());
+            bytes.set(all.subarray(from, offset + length), filled);
+            filled += Math.max(0, Math.min(all.length, offset + length) - from);
+          } else {
+            filled = await readInto(response, bytes, filled, context, (end) => void (filled = end));
+          }
+          if (filled !== length) {
+            throw new StoreError(`get ${key}: the answer broke off at byte ${offset + filled} of ${offset}..${offset + length}`, { operation: 'get', key, status: response.status, retryable: true });
+          }
+          return bytes;
+        });
+      }, signal);
     },
 
-    async put(key, body, signal) {
-      const response = await request('put', key, { method: 'PUT', key: full(key) }, { ...sized(body), signal });
-      await response.body?.cancel();
-    },
-
-    async head(key, signal): Promise<ObjectInfo | undefined> {
-      const response = await request('head', key, { method: 'HEAD', key: full(key) }, { signal }, [404]);
-      await response.body?.cancel();
-      if (response.status === 404) return undefined;
-      return { key, size: Number(response.headers.get('content-length')) };
-    },
-
-    async getRange(key, offset, length, signal) {
-      if (length === 0) return new Uint8Array(0);
-      const response = await request('get', key, { method: 'GET', key: full(key) }, { signal, headers: { range: `bytes=${offset}-${offset + length - 1}` } });
-      const bytes = new Uint8Array(await response.arrayBuffer());
-      // A store that ignores Range answers 200 with everything: take the slice.
-      const slice = response.status === 200 ? bytes.subarray(offset, offset + length) : bytes;
-      if (slice.length !== length) {
-        throw new StoreError(`get ${key}: ${slice.length} bytes at ${offset}, wanted ${length}`, { operation: 'get', key, status: response.status, retryable: true });
-      }
-      return slice;
-    },
-
-    async get(key, signal) {
-      const response = await request('get', key, { method: 'GET', key: full(key) }, { signal }, [404]);
-      if (response.status === 404) {
-        await response.body?.cancel();
-        return undefined;
-      }
-      return response.body ?? new ReadableStream({ start: (c) => c.close() });
-    },
+    get: (key, signal) =>
+      resumableStream(policy, { operation: 'get', key }, (offset, context) =>
+        once({ operation: 'get', key }, { method: 'GET', key: full(key) }, { headers: offset > 0 ? { range: `bytes=${offset}-` } : undefined, allowed: [404] }, context, async (response) => {
+          if (response.status === 404) {
+            await drain(response);
+            return undefined;
+          }
+          if (offset > 0 && response.status !== 206) {
+            await drain(response);
+            throw new StoreError(`get ${key}: the store ignored the range from ${offset}`, { operation: 'get', key, status: response.status, retryable: false });
+          }
+          return response.body ?? new ReadableStream<Uint8Array>({ start: (c) => c.close() });
+        }), signal),
 
     async *list(listPrefix, signal) {
       let token: string | undefined;
+      const target = { operation: 'list', key: listPrefix };
       do {
         const query: Record<string, string> = { 'list-type': '2', prefix: full(listPrefix) };
         if (token) query['continuation-token'] = token;
-        const response = await request('list', listPrefix, { method: 'GET', key: '', query }, { signal });
-        const body = await xmlBody('list', listPrefix, response);
+        const body = await call(target, { method: 'GET', key: '', query }, {}, signal, (response) => xmlBody(target, response));
         for (const item of xmlElements(body, 'Contents')) {
           const key = xmlValue(item, 'Key')!;
           yield { key: prefix ? key.slice(prefix.length + 1) : key, size: Number(xmlValue(item, 'Size')) };
@@ -247,11 +314,29 @@ export function s3Store(options: S3StoreOptions): ObjectStore {
       } while (token);
     },
 
-    async delete(key, signal) {
-      const response = await request('delete', key, { method: 'DELETE', key: full(key) }, { signal }, [404]);
-      await response.body?.cancel();
-    },
-  } satisfies ObjectStore & { location: string } as ObjectStore;
+    delete: (key, signal) => call({ operation: 'delete', key }, { method: 'DELETE', key: full(key) }, { allowed: [404] }, signal, drain),
+  };
+}
+
+/** What one request sends, besides its URL. */
+interface Send {
+  body?: Uint8Array | string;
+  headers?: Record<string, string>;
+  /** Statuses besides 2xx that are answers, not failures (404 for head, get, delete). */
+  allowed?: number[];
+}
+
+/** Answers whose body nobody reads are drained, so the connection goes back to the pool. */
+async function drain(response: Response): Promise<void> {
+  await response.body?.cancel();
+}
+
+/** fetch's "fetch failed" says little; its cause ("other side closed", ECONNRESET) says what broke. */
+function networkMessage(error: unknown): string {
+  const message = (error as Error)?.message ?? String(error);
+  const cause = (error as { cause?: { message?: string; code?: string } })?.cause;
+  const detail = cause?.message ?? cause?.code;
+  return detail && detail !== message ? `${message} (${detail})` : message;
 }
 
 export type { CompletedPart };

@@ -51,7 +51,17 @@ export class StoreError extends Error {
 
   constructor(
     message: string,
-    readonly details: { operation: string; key: string; status?: number; retryable: boolean; part?: number; code?: string },
+    readonly details: {
+      operation: string;
+      key: string;
+      status?: number;
+      retryable: boolean;
+      part?: number;
+      /** The store's own error code (S3's <Code>), or the errno. */
+      code?: string;
+      /** How long the store asked to wait before trying again (Retry-After). */
+      retryAfterMs?: number;
+    },
     cause?: unknown,
   ) {
     super(message, cause === undefined ? undefined : { cause });

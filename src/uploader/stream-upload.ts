@@ -1,5 +1,4 @@
 import { BackupError } from '../errors.js';
-import { withRetry, type RetryOptions } from './retry.js';
 import { StoreError, type CompletedPart, type ObjectStore } from './store.js';
 
 /** R2's (and S3's) smallest part but the last. */
@@ -34,7 +33,6 @@ export interface StreamUploadOptions {
   partSize?: number;
   /** Parts uploading at once (default 4). Memory stays within (concurrency + 1) parts. */
   concurrency?: number;
-  retry?: RetryOptions;
   signal?: AbortSignal;
   onProgress?: (progress: UploadProgress) => void;
 }
@@ -145,7 +143,10 @@ export class StreamUpload {
       this.check();
       const parts: CompletedPart[] = [...this.etags].sort(([a], [b]) => a - b).map(([partNumber, etag]) => ({ partNumber, etag }));
       const uploadId = await this.uploadId!;
-      await this.call('complete', undefined, () => this.store.completeMultipartUpload(this.key, uploadId, parts, this.controller.signal));
+      await this.call('complete', undefined, () => this.store.completeMultipartUpload(this.key, uploadId, parts, this.controller.signal)).catch((error: BackupError) => {
+        // A retried complete whose first answer was lost finds the upload gone (404 NoSuchUpload): the HEAD below tells.
+        if (error.status !== 404) throw error;
+      });
       this.finished = true;
       await this.checkSize(total);
       return { key: this.key, size: total, parts: parts.length, partSize: this.partSize };
@@ -241,10 +242,13 @@ export class StreamUpload {
     }
   }
 
-  /** One store operation with retries; failures become BACKUP_CREATE_ERROR naming the operation, part and status. */
+  /**
+   * One store operation (the store retries it under its own policy);
+   * failures become BACKUP_CREATE_ERROR naming the operation, part and status.
+   */
   private async call<T>(operation: string, part: number | undefined, run: () => Promise<T>): Promise<T> {
     try {
-      return await withRetry(run, this.options.retry, this.controller.signal);
+      return await run();
     } catch (error) {
       if (error instanceof BackupError) throw error;
       if (this.controller.signal.aborted) throw this.fail(this.asError(this.controller.signal.reason));
