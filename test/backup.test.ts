@@ -9,7 +9,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { Volume } from 'memfs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { BackupError, deleteBackup, listBackups, openBackup, pruneExpiredBackups, s3Store, type ObjectStore, type RequestPolicyOptions } from '../src/index.js';
+import {
+  BackupError, deleteBackup, listBackups, openBackup, pruneExpiredBackups, restoreBackup as webRestoreBackup, s3Store, type FsWriteLike, type ObjectStore,
+  type RequestPolicyOptions,
+} from '../src/index.js';
 import { createBackup, localStore, restoreBackup } from '../src/node/index.js';
 import { compareTrees } from './helpers/oracles.js';
 import { ACCESS_KEY, SECRET_KEY, startS3, type S3Harness } from './helpers/s3-server.js';
@@ -280,6 +283,79 @@ describe('concurrency, ranged reads, other sources', () => {
   });
 });
 
+describe('the fs-shaped restore (any runtime) holds no copy of the image', () => {
+  it('reads by range within its window, writes each file a block at a time, and restores exactly', async () => {
+    const dir = path.join(work, 'web-restore');
+    await fsp.mkdir(path.join(dir, 'sub'), { recursive: true });
+    const big = pseudoRandomBytes(20 << 20, 41);
+    await fsp.writeFile(path.join(dir, 'big.bin'), big);
+    for (let i = 0; i < 40; i++) await fsp.writeFile(path.join(dir, 'sub', `small-${i}.txt`), `file ${i}\n`.repeat(i * 50));
+    const store = localStore(path.join(work, 'store-web'));
+    const backup = await createBackup({ dir, store, compression: 'gzip' });
+    let inFlight = 0;
+    let most = 0;
+    let fetched = 0;
+    const watched: ObjectStore = {
+      ...store,
+      location: store.location,
+      getRange: async (key, offset, length, signal) => {
+        fetched += length;
+        inFlight += length;
+        most = Math.max(most, inFlight);
+        try {
+          return await store.getRange(key, offset, length, signal);
+        } finally {
+          inFlight -= length;
+        }
+      },
+    };
+    const vol = new Volume();
+    let largestWrite = 0;
+    const promises = vol.promises as unknown as FsWriteLike;
+    const target: FsWriteLike = {
+      ...promises,
+      writeFile: async (p, data) => {
+        largestWrite = Math.max(largestWrite, data.length);
+        return promises.writeFile(p, data);
+      },
+      appendFile: async (p, data) => {
+        largestWrite = Math.max(largestWrite, data.length);
+        return promises.appendFile!(p, data);
+      },
+    };
+    const MiB = 1 << 20;
+    const result = await webRestoreBackup(backup, { store: watched, fs: target, dir: '/restored', download: { concurrency: 2, rangeSize: MiB } });
+    expect(result).toMatchObject({ files: 41, bytes: big.length + [...Array(40).keys()].reduce((n, i) => n + `file ${i}\n`.length * i * 50, 0) });
+    expect(Buffer.compare(vol.readFileSync('/restored/big.bin') as Buffer, Buffer.from(big))).toBe(0);
+    expect(vol.readFileSync('/restored/sub/small-7.txt', 'utf8')).toBe('file 7\n'.repeat(350));
+    // The data region came in 1 MiB ranges, two at a time (plus the tables, fetched first); nothing was fetched twice over.
+    const tables = backup.size - Number(new DataView((await store.getRange(backup.key, 64, 8)).buffer).getBigUint64(0, true));
+    expect(most).toBeLessThanOrEqual(2 * MiB + tables);
+    expect(fetched).toBeLessThan(backup.size * 1.05 + 96);
+    expect(largestWrite).toBeLessThanOrEqual(backup.blockSize);
+  });
+
+  it('a tampered image is BACKUP_INTEGRITY_ERROR and nothing is written to the target', async () => {
+    const dir = path.join(work, 'web-tamper');
+    await fsp.mkdir(dir, { recursive: true });
+    await fsp.writeFile(path.join(dir, 'data.bin'), pseudoRandomBytes(3 << 20, 42));
+    const storeDir = path.join(work, 'store-web-tamper');
+    const store = localStore(storeDir);
+    const backup = await createBackup({ dir, store, compression: 'gzip' });
+    const file = path.join(storeDir, backup.key);
+    const bytes = await fsp.readFile(file);
+    bytes[1 << 20] ^= 0x01;
+    await fsp.writeFile(file, bytes);
+    const vol = new Volume();
+    vol.mkdirSync('/restored/keep', { recursive: true });
+    vol.writeFileSync('/restored/keep/precious.txt', 'keep me');
+    const error = await webRestoreBackup(backup, { store, fs: vol.promises as unknown as FsWriteLike, dir: '/restored' }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'BACKUP_INTEGRITY_ERROR' });
+    expect(vol.readdirSync('/')).toEqual(['restored']);
+    expect(vol.readFileSync('/restored/keep/precious.txt', 'utf8')).toBe('keep me');
+  });
+});
+
 describe('sqfs backup / restore / backups / ls and cat by id', () => {
   it('backs up to a file:// store, lists, reads by id, restores, deletes', async () => {
     const { main } = await import('../src/cli/main.js');
@@ -314,5 +390,40 @@ describe('sqfs backup / restore / backups / ls and cat by id', () => {
     expect((await run('backups', 'delete', handle.id, '--store', storeUrl)).code).toBe(0);
     expect((await run('restore', handle.id, out, '--store', storeUrl)).code).toBe(1);
     expect((await run('backup', 'relative/dir', '--ttl', '-1')).code).toBe(2);
+    expect((await run('backups', 'list', '--request-timeout', '0')).code).toBe(2);
+  });
+
+  it('a store that fails prints one line with the operation, the key, the status and a code, no stack trace', async () => {
+    const { main } = await import('../src/cli/main.js');
+    const remote = s3store();
+    const backup = await createBackup({ dir: tree, store: remote });
+    const saved = { id: process.env.AWS_ACCESS_KEY_ID, secret: process.env.AWS_SECRET_ACCESS_KEY, debug: process.env.SQFS_DEBUG };
+    process.env.AWS_ACCESS_KEY_ID = ACCESS_KEY;
+    process.env.AWS_SECRET_ACCESS_KEY = SECRET_KEY;
+    delete process.env.SQFS_DEBUG;
+    try {
+      const run = async (...argv: string[]) => {
+        let err = '';
+        const code = await main([...argv, '--store', 's3://backups/backups', '--endpoint', s3.endpoint, '--request-timeout', '5'], {
+          stdout: () => undefined, stderr: (t) => void (err += t), progress: undefined,
+        });
+        return { code, err };
+      };
+      s3.faults = (r) => (r.op === 'head' ? { status: 403 } : undefined);
+      const restored = await run('restore', backup.id, path.join(work, 'cli-failing'));
+      expect(restored.code).toBe(1);
+      expect(restored.err).toMatch(new RegExp(`^sqfs restore: .*head ${backup.id}\\.sqfs: HTTP 403.* \\[BACKUP_RESTORE_ERROR\\]\\n$`));
+      s3.faults = (r) => (r.op === 'list' ? { status: 403 } : undefined);
+      const listed = await run('backups', 'list');
+      expect(listed.code).toBe(1);
+      expect(listed.err).toMatch(/^sqfs backups: list : HTTP 403 AccessDenied.* \[STORE_ERROR\]\n$/);
+      expect(listed.err).not.toMatch(/\n\s+at /);
+    } finally {
+      process.env.AWS_ACCESS_KEY_ID = saved.id;
+      process.env.AWS_SECRET_ACCESS_KEY = saved.secret;
+      if (saved.debug !== undefined) process.env.SQFS_DEBUG = saved.debug;
+      if (saved.id === undefined) delete process.env.AWS_ACCESS_KEY_ID;
+      if (saved.secret === undefined) delete process.env.AWS_SECRET_ACCESS_KEY;
+    }
   });
 });

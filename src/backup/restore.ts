@@ -101,7 +101,7 @@ export async function restoreBackup(backup: DirectoryBackup | string, options: W
 /** A Worker has 128 MB: the fs-shaped restore downloads 4 ranges of 4 MiB at a time unless told otherwise. */
 const WEB_DOWNLOAD = { concurrency: 4, rangeSize: 4 * 1024 * 1024 };
 
-/** Ranges of the data region kept once taken, for reads a little behind the newest (a block across two ranges). */
+/** Ranges of the data region kept once taken, for reads a little behind the newest (a fragment block just written before). */
 const KEEP_RANGES = 2;
 
 /**
@@ -128,13 +128,13 @@ class DownloadWindow implements RandomAccessSource {
       // Across the end of the data region: its two sides.
       return concatBytes([await this.read(offset, tablesStart - offset, signal), this.download.held(tablesStart, offset + length - tablesStart)!]);
     }
-    await this.takeUntil(offset + length);
+    await this.takeUntil(offset, offset + length);
     return this.fromKept(offset, length) ?? this.download.store.getRange(this.download.backup.key, offset, length, signal);
   }
 
   /** Takes the rest of the data region, then checks size and SHA-256 (BACKUP_INTEGRITY_ERROR). */
   async finish(): Promise<void> {
-    await this.takeUntil(this.download.tablesStart);
+    await this.takeUntil(this.download.tablesStart, this.download.tablesStart);
     this.download.verify();
   }
 
@@ -143,14 +143,18 @@ class DownloadWindow implements RandomAccessSource {
     return this.download.close();
   }
 
-  /** Takes ranges in order (one taker at a time) until [0, end) is taken. */
-  private takeUntil(end: number): Promise<void> {
+  /**
+   * Takes ranges in order (one taker at a time) until [0, end) is taken,
+   * for a read from `from`: older ranges are let go once there are more
+   * than a few and they lie wholly before it.
+   */
+  private takeUntil(from: number, end: number): Promise<void> {
     this.taking = this.taking.then(async () => {
       while (this.download.taken < end) {
         const range = await this.download.next();
         if (!range) return;
         this.kept.push(range);
-        if (this.kept.length > KEEP_RANGES) this.kept.shift();
+        while (this.kept.length > KEEP_RANGES && this.kept[0]!.offset + this.kept[0]!.bytes.length <= from) this.kept.shift();
       }
     });
     return this.taking;

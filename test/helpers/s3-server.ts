@@ -13,13 +13,21 @@
  *   completed or aborted), so a test can see that none is left open;
  * - answers AbortMultipartUpload itself (s3rver 3.7 has no such route),
  *   after checking the upload id is one the server created and still open;
- * - injects faults on the requests a script picks: 500/503/429 answers,
- *   a connection reset half way through the request body, a slow answer,
- *   a 200 with an <Error> body on CompleteMultipartUpload.
+ * - injects faults on the requests a script picks, on every kind of
+ *   request (create, part, complete, abort, put, head, get, ranged get,
+ *   list, delete): 500/503/429 answers (with Retry-After if asked), a
+ *   connection reset half way through the request body, a slow answer, an
+ *   answer body cut off half way, a stall (headers, then silence), a 200
+ *   with an <Error> body on CompleteMultipartUpload;
+ * - logs every request (`requests`) with its Range header, its arrival time
+ *   and the fault it got, so a test can see retries and resumed reads.
+ *
+ * `oneInFive()` makes a deterministic fault script: one request in five of
+ * every kind fails, the kinds of failure taken in turn.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { AwsV4Signer } from 'aws4fetch';
@@ -35,18 +43,120 @@ export type Operation = 'create' | 'part' | 'complete' | 'abort' | 'put' | 'head
 export interface ProxyRequest {
   op: Operation;
   method: string;
+  /** The object key with the store's prefix, '' for the bucket (list). */
   key: string;
   partNumber?: number;
   uploadId?: string;
+  /** The Range header of a GET ("bytes=a-b"); undefined for a whole-object GET. */
+  range?: string;
   /** 1-based count of requests of this op so far. */
   n: number;
+  /** When it arrived, in ms (performance.now()). */
+  at: number;
+  /** Requests open at the proxy when it arrived, this one included. */
+  inFlight: number;
+  /** The fault injected, if any. */
+  fault?: Fault;
 }
 
 export type Fault =
-  | { status: 500 | 503 | 429 | 400 | 403 | 404 }
+  /** Answered with this status and an S3 <Error> body; `retryAfter` (seconds) adds a Retry-After header. */
+  | { status: 500 | 503 | 429 | 400 | 403 | 404; retryAfter?: number }
+  /** The connection is dropped while the request comes in; the server never sees it. */
   | { reset: true }
+  /** The answer is held back this long, then given. */
   | { delayMs: number }
+  /**
+   * GET and list: the server's answer headers and about half of its body,
+   * then the connection is destroyed. Other requests: like `reset`.
+   */
+  | { dropBody: true }
+  /**
+   * GET and list: the server's answer headers are sent (flushed), then
+   * nothing more. Other requests (their answers have no body, so headers
+   * would finish them): the request body is read, then nothing at all is
+   * sent and the server never sees the request. Either way the socket stays
+   * open until the client gives up, or `maxMs` (default 60 s) has passed,
+   * when it is destroyed.
+   */
+  | { stall: true; maxMs?: number }
+  /** CompleteMultipartUpload answers 200 with an <Error> body (InternalError). */
   | { completeError: true };
+
+/** The kinds of request `oneInFive` counts apart: the op, with ranged GETs and `.json` puts and gets told apart. */
+export function requestClass(r: Pick<ProxyRequest, 'op' | 'key' | 'range'>): string {
+  if (r.op === 'get' && r.range) return 'get:range';
+  if ((r.op === 'put' || r.op === 'get') && r.key.endsWith('.json')) return `${r.op}:json`;
+  return r.op;
+}
+
+/** Whether a fault can happen to a request (dropBody needs an answer body, completeError a complete). */
+export function faultFits(fault: Fault, r: Pick<ProxyRequest, 'op'>): boolean {
+  if ('completeError' in fault) return r.op === 'complete';
+  if ('dropBody' in fault) return r.op === 'get' || r.op === 'list';
+  return true;
+}
+
+/** The transient faults `oneInFive` takes in turn. */
+export const TRANSIENT_FAULTS: readonly Fault[] = [
+  { status: 500 },
+  { reset: true },
+  { completeError: true },
+  { status: 503, retryAfter: 0 },
+  { dropBody: true },
+  { stall: true, maxMs: 10_000 },
+  { status: 429, retryAfter: 1 },
+];
+
+/**
+ * Where each request class starts in the list of faults (its index here,
+ * modulo the number of kinds). With TRANSIENT_FAULTS the first faults are:
+ * create 500, part reset, complete <Error> body, put 503, ranged get
+ * dropBody (then stall, 429, 500...), head stall, metadata put 429,
+ * metadata get 500, list reset, delete 503, abort 503, whole get dropBody.
+ */
+export const REQUEST_CLASSES = ['create', 'part', 'complete', 'put', 'get:range', 'head', 'put:json', 'get:json', 'list', 'delete', 'abort', 'get', 'other'];
+
+export interface OneInFiveOptions {
+  /** Fail one request in this many of each class (default 5). */
+  every?: number;
+  /** Which one of each `every` (1-based; default 1: the 1st, 6th, 11th... of each class fail). */
+  which?: number;
+  /** Faults to take in turn (default TRANSIENT_FAULTS); one that does not fit a request is passed over. */
+  kinds?: readonly Fault[];
+}
+
+/**
+ * A deterministic fault script: of each request class (see requestClass)
+ * the `which`-th of every `every` requests fails, with the next fitting
+ * fault of `kinds`. Each class starts at its own place in `kinds` (see
+ * REQUEST_CLASSES), so even classes with a single faulted request get
+ * different kinds.
+ * No randomness: the same requests get the same faults.
+ */
+export function oneInFive(options: OneInFiveOptions = {}): (request: ProxyRequest) => Fault | undefined {
+  const every = options.every ?? 5;
+  const which = options.which ?? 1;
+  const kinds = options.kinds ?? TRANSIENT_FAULTS;
+  const seen = new Map<string, number>();
+  const turns = new Map<string, number>();
+  const start = (name: string) => Math.max(0, REQUEST_CLASSES.indexOf(name));
+  return (request) => {
+    const name = requestClass(request);
+    const n = (seen.get(name) ?? 0) + 1;
+    seen.set(name, n);
+    if ((n - which) % every !== 0) return undefined;
+    let turn = turns.get(name) ?? start(name);
+    for (let tried = 0; tried < kinds.length; tried++, turn++) {
+      const fault = kinds[turn % kinds.length]!;
+      if (faultFits(fault, request)) {
+        turns.set(name, turn + 1);
+        return fault;
+      }
+    }
+    return undefined;
+  };
+}
 
 export interface UploadRecord {
   key: string;
@@ -71,11 +181,13 @@ export interface S3Harness {
   requests: ProxyRequest[];
   /** Uploads neither completed nor aborted. */
   openUploads(): UploadRecord[];
+  /** The requests that got a fault. */
+  faulted(): ProxyRequest[];
   reset(): void;
   close(): Promise<void>;
 }
 
-function classify(method: string, url: URL): Omit<ProxyRequest, 'n'> {
+function classify(method: string, url: URL): Pick<ProxyRequest, 'op' | 'method' | 'key' | 'uploadId' | 'partNumber'> {
   const parts = url.pathname.split('/').slice(2);
   const key = parts.map(decodeURIComponent).join('/');
   const q = url.searchParams;
@@ -132,6 +244,9 @@ export async function startS3(bucket = 'backups', region = 'auto'): Promise<S3Ha
   });
   const s3 = (await server.run()) as AddressInfo;
   const counts = new Map<Operation, number>();
+  let open = 0;
+  /** Sockets held open by stalls, destroyed at the latest by their timer or close(). */
+  const stalled = new Set<{ timer: ReturnType<typeof setTimeout>; socket: Socket }>();
 
   const harness: S3Harness = {
     endpoint: '',
@@ -143,6 +258,7 @@ export async function startS3(bucket = 'backups', region = 'auto'): Promise<S3Ha
     violations: [],
     requests: [],
     openUploads: () => [...harness.uploads.values()].filter((u) => u.state === 'open'),
+    faulted: () => harness.requests.filter((r) => r.fault !== undefined),
     reset() {
       harness.faults = () => undefined;
       harness.uploads.clear();
@@ -151,8 +267,14 @@ export async function startS3(bucket = 'backups', region = 'auto'): Promise<S3Ha
       counts.clear();
     },
     close: async () => {
-      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+      const closed = new Promise<void>((resolve) => proxy.close(() => resolve()));
+      for (const held of stalled) {
+        clearTimeout(held.timer);
+        held.socket.destroy();
+      }
+      stalled.clear();
       proxy.closeAllConnections();
+      await closed;
       await server.close();
       rmSync(directory, { recursive: true, force: true });
     },
@@ -169,22 +291,40 @@ export async function startS3(bucket = 'backups', region = 'auto'): Promise<S3Ha
       out.end(body);
     });
 
+  /** Holds a socket open, sending nothing more, until the client leaves or `maxMs` passes. */
+  const hold = (req: http.IncomingMessage, res: http.ServerResponse, maxMs: number) => {
+    const socket = req.socket;
+    const held = { socket, timer: setTimeout(() => socket.destroy(), maxMs) };
+    stalled.add(held);
+    socket.once('close', () => {
+      clearTimeout(held.timer);
+      stalled.delete(held);
+    });
+    res.once('close', () => socket.destroy());
+  };
+
   const proxy = http.createServer(async (req, res) => {
     try {
       const url = new URL(req.url!, 'http://proxy');
       const info = classify(req.method!, url);
       const n = (counts.get(info.op) ?? 0) + 1;
       counts.set(info.op, n);
-      const request: ProxyRequest = { ...info, n };
+      const range = info.op === 'get' ? req.headers.range : undefined;
+      open++;
+      res.once('close', () => open--);
+      const request: ProxyRequest = { ...info, ...(range ? { range } : {}), n, at: performance.now(), inFlight: open };
       harness.requests.push(request);
       const fault = harness.faults(request);
-      if (fault && 'reset' in fault) {
+      if (fault) request.fault = fault;
+      const answersWithBody = info.op === 'get' || info.op === 'list';
+      if (fault && ('reset' in fault || ('dropBody' in fault && !answersWithBody))) {
         // Take some of the body, then drop the connection mid-request.
         req.once('data', () => req.socket.destroy());
         req.once('end', () => req.socket.destroy());
         return;
       }
       const body = await readBody(req);
+      if (fault && 'stall' in fault && !answersWithBody) return hold(req, res, fault.maxMs ?? 60_000);
       const reply = (status: number, text: string, headers: Record<string, string> = {}) => {
         res.writeHead(status, { 'content-type': 'application/xml', 'content-length': String(Buffer.byteLength(text)), ...headers });
         res.end(req.method === 'HEAD' ? undefined : text);
@@ -192,7 +332,10 @@ export async function startS3(bucket = 'backups', region = 'auto'): Promise<S3Ha
       const problem = await signatureProblem(req.method!, new URL(req.url!, `http://${req.headers.host}`), region);
       if (problem) return reply(403, xmlError(problem === 'SignatureDoesNotMatch' ? problem : 'AccessDenied', problem));
       if (fault && 'delayMs' in fault) await new Promise((r) => setTimeout(r, fault.delayMs));
-      if (fault && 'status' in fault) return reply(fault.status, xmlError(fault.status === 503 ? 'SlowDown' : fault.status === 429 ? 'TooManyRequests' : 'InternalError', 'injected'));
+      if (fault && 'status' in fault) {
+        const code = { 503: 'SlowDown', 429: 'TooManyRequests', 403: 'AccessDenied', 404: 'NoSuchKey', 400: 'InvalidRequest' }[fault.status as number] ?? 'InternalError';
+        return reply(fault.status, xmlError(code, 'injected'), fault.retryAfter === undefined ? {} : { 'retry-after': String(fault.retryAfter) });
+      }
       if (fault && 'completeError' in fault && info.op === 'complete') {
         return reply(200, xmlError('InternalError', 'We encountered an internal error. Please try again.'));
       }
@@ -241,6 +384,17 @@ export async function startS3(bucket = 'backups', region = 'auto'): Promise<S3Ha
       }
       if (info.op === 'complete' && answer.status === 200 && !answer.body.includes('<Error>')) upload!.state = 'completed';
       const headers = Object.fromEntries(Object.entries(answer.headers).filter(([k, v]) => v !== undefined && k !== 'transfer-encoding' && k !== 'connection')) as Record<string, string>;
+      if (fault && 'stall' in fault) {
+        // answersWithBody: the headers go out at once, the body never.
+        res.writeHead(answer.status, headers);
+        res.flushHeaders();
+        return hold(req, res, fault.maxMs ?? 60_000);
+      }
+      if (fault && 'dropBody' in fault) {
+        res.writeHead(answer.status, headers);
+        res.write(answer.body.subarray(0, Math.floor(answer.body.length / 2)), () => req.socket.destroy());
+        return;
+      }
       res.writeHead(answer.status, headers);
       res.end(req.method === 'HEAD' ? undefined : answer.body);
     } catch (error) {
