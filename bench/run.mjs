@@ -7,7 +7,7 @@
 //   npm run build && node bench/run.mjs [--op pack|unpack|read|all] [--runs 3] [--only mksquashfs,tar]
 //
 // See bench/README.md for all flags and what the columns mean.
-import { mkdirSync, statSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
+import { mkdirSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { join, resolve, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { adapters, DEFAULT_BASELINE } from './adapters/index.mjs';
@@ -15,6 +15,7 @@ import { ensureCorpus, formatSummary, walkTree, BENCH_DIR, REPO_DIR, DEFAULT_COR
 import { killCurrent, GNU_TIME } from './lib/measure.mjs';
 import { machineInfo } from './lib/machine.mjs';
 import { shJoin, which, capture } from './lib/shell.mjs';
+import { prependResultsSection, repoRelative } from './lib/results-md.mjs';
 import { planPack, runPack } from './ops/pack.mjs';
 import { dryRunUnpack, runUnpack } from './ops/unpack.mjs';
 import { dryRunRead, runRead, pickFiles, sources } from './ops/read.mjs';
@@ -194,7 +195,8 @@ process.on('SIGTERM', async () => { killCurrent(); await cleanup(); process.exit
 // Run the ops; each gets its own table, JSON file and RESULTS.md section.
 
 const RUNNERS = { pack: runPack, unpack: runUnpack, read: runRead };
-const invocation = `cd ${REPO_DIR} && ${shJoin(['node', relative(REPO_DIR, process.argv[1]), ...process.argv.slice(2)])}`;
+// Recorded relative to the repository (run from its root); see lib/results-md.mjs.
+const invocation = repoRelative(shJoin(['node', relative(REPO_DIR, process.argv[1]), ...process.argv.slice(2)]));
 let anyFailed = false;
 const printed = [];
 for (const op of ops) {
@@ -238,15 +240,11 @@ function record(report) {
     table: report.table,
     notes: report.notes,
   };
-  writeFileSync(jsonFile, JSON.stringify(result, null, 2) + '\n');
+  writeFileSync(jsonFile, repoRelative(JSON.stringify(result, null, 2)) + '\n');
   console.error(`\nwrote ${relative(process.cwd(), jsonFile)}`);
   if (opt['no-record']) return;
 
   const resultsMd = join(BENCH_DIR, 'RESULTS.md');
-  const MARK = '<!-- results: newest first; sections are inserted below this line by bench/run.mjs -->';
-  const header = `# Benchmark results\n\nProduced by \`node bench/run.mjs\` (see [README.md](README.md)). Each section is one run of the\nharness; ratios are relative to the baseline measured in that same run. Raw samples are in the\nJSON file named in each section (bench/out/, not committed).\n\n${MARK}\n`;
-  let md = existsSync(resultsMd) ? readFileSync(resultsMd, 'utf8') : header;
-  if (!md.includes(MARK)) md = `${md.trimEnd()}\n\n${MARK}\n`;
   const cs = corpusInfo.summary;
   const mib = (b) => `${(b / 2 ** 20).toFixed(1)} MiB`;
   const section = [
@@ -272,8 +270,6 @@ function record(report) {
     `Raw data: \`${relative(REPO_DIR, jsonFile)}\``,
     '',
   ].join('\n');
-  const at = md.indexOf(MARK) + MARK.length;
-  md = `${md.slice(0, at)}\n\n${section}${md.slice(at).replace(/^\n+/, '\n')}`;
-  writeFileSync(resultsMd, md.replace(/\n{3,}/g, '\n\n').trimEnd() + '\n');
+  prependResultsSection(section, { file: resultsMd }); // paths made repo-relative there
   console.error(`added a section to ${relative(process.cwd(), resultsMd)}`);
 }

@@ -28,12 +28,14 @@ export async function waitIdle(waitIdleSec) {
  * One measured run: `before()` (untimed cleanup), `sync`, wait for idle, then the command under GNU
  * time. Returns measure()'s result and a sample with wall/CPU/RSS and `otherCpuS`: CPU seconds used by
  * other processes on the machine meanwhile (machine-wide busy time minus the command's and the
- * harness's own, e.g. the HTTP server of `--op read`).
+ * harness's own, e.g. the HTTP server of `--op read`). `onStart()` is called right before the command
+ * is spawned, after the cleanup, sync and idle wait.
  */
-export async function timedRun(command, { timeFile, timeoutSec, waitIdleSec, before }) {
+export async function timedRun(command, { timeFile, timeoutSec, waitIdleSec, before, onStart }) {
   before?.();
   spawnSync('sync'); // flush the previous run's dirty pages so they don't compete with this run
   await waitIdle(waitIdleSec);
+  onStart?.(); // right before the command starts (bench/link.mjs starts its link statistics here)
   const busy0 = busyCpuSeconds();
   const self0 = process.cpuUsage();
   const r = await measure(command, { timeFile, timeoutSec });
