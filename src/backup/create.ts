@@ -52,7 +52,7 @@ export interface CreateBackupOptions {
   blockSize?: number;
   /** Codecs to use (e.g. zstd made from a precompiled WebAssembly.Module in a Worker). */
   codecs?: CodecRegistry;
-  /** Upload tuning: part size (default from the tree's size), parts in flight (default 4). Retries are the store's (its `policy`). */
+  /** Upload tuning: part size (default from the tree's size), parts in flight (default 8). Retries are the store's (its `policy`). */
   upload?: { partSize?: number; concurrency?: number };
   signal?: AbortSignal;
   onProgress?: (progress: BackupProgress) => void;
@@ -157,8 +157,9 @@ async function create(runtime: BackupRuntime, config: Config, options: CreateBac
   const warnings: string[] = [];
   const source = watchSymlinks(base, dir, options.symlinks ?? 'keep', warnings);
   const exclude = excludeFilter(base, dir, options);
-  const codecs = options.codecs ?? (await runtime.codecs());
-  const compressor = await runtime.compressor?.(config.algorithm, options.blockSize ?? DEFAULT_BLOCK_SIZE);
+  // The xattr lookup (Node: one getfattr run) starts now; the writer needs it only at the end.
+  const xattrs = options.fs ? undefined : runtime.xattrs?.(dir);
+  const [codecs, compressor] = await Promise.all([options.codecs ?? runtime.codecs(), runtime.compressor?.(config.algorithm, options.blockSize ?? DEFAULT_BLOCK_SIZE)]);
   const id = runtime.randomUUID();
   const key = imageKey(id);
   const hasher = new SuperblockLastHasher(runtime.createHash());
@@ -167,17 +168,19 @@ async function create(runtime: BackupRuntime, config: Config, options: CreateBac
   let expected = 0;
   let upload: StreamUpload | undefined;
   let head: Uint8Array | undefined;
+  /** The upload, made once the walk has told the size (part sizes are picked from it). */
+  const uploading = () =>
+    (upload ??= new StreamUpload({
+      store, key, expectedSize: expected, signal: options.signal, ...options.upload,
+      onProgress: (p) => {
+        progress.bytesUploaded = p.bytesAcknowledged;
+        report();
+      },
+    }));
   const sink: ImageSink = {
     write: async (chunk) => {
       hasher.update(chunk);
-      upload ??= new StreamUpload({
-        store, key, expectedSize: expected, signal: options.signal, ...options.upload,
-        onProgress: (p) => {
-          progress.bytesUploaded = p.bytesAcknowledged;
-          report();
-        },
-      });
-      await upload.write(chunk);
+      await uploading().write(chunk);
     },
     finish: (superblock) => {
       head = superblock.slice();
@@ -198,11 +201,14 @@ async function create(runtime: BackupRuntime, config: Config, options: CreateBac
       storeFileBlock: compressor?.storeFileBlock,
       maxInFlight: compressor?.maxInFlight,
       exclude,
-      xattrs: options.fs ? undefined : await runtime.xattrs?.(dir),
+      xattrs: await xattrs,
       signal: options.signal,
       onProgress: (p) => {
         // Room for the metadata on top of the data: part sizes are picked from this.
-        if (p.phase === 'data') expected = p.totalBytes + p.entries * 512 + (1 << 20);
+        if (p.phase === 'data' && !upload) {
+          expected = p.totalBytes + p.entries * 512 + (1 << 20);
+          uploading().prepare(); // the multipart upload is created while the first parts fill
+        }
         Object.assign(progress, { phase: p.phase, entries: p.entries, files: p.files, bytesRead: p.bytesRead, bytesWritten: p.bytesWritten, totalBytes: p.totalBytes });
         report();
       },

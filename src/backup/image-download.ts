@@ -1,9 +1,12 @@
 import { BackupError, SquashfsError } from '../errors.js';
 import type { HashFactory } from '../hash.js';
 import { decodeSuperblock, SUPERBLOCK_SIZE } from '../squashfs/superblock.js';
-import { downloadRanges, type DownloadedRange, type DownloadOptions } from '../uploader/download.js';
+import { RangeDownload, type DownloadedRange, type DownloadOptions } from '../uploader/download.js';
 import { StoreError, type ObjectStore } from '../uploader/store.js';
 import { checkIntegrity, SuperblockLastHasher, type DirectoryBackup } from './handle.js';
+
+/** Fetched first: the superblock and the compressor options (one metadata block) after it, which opening the image reads. */
+const HEAD_BYTES = SUPERBLOCK_SIZE + 2 + 8192;
 
 /**
  * A backup's image as it downloads, for a restore that extracts while it
@@ -15,28 +18,27 @@ import { checkIntegrity, SuperblockLastHasher, type DirectoryBackup } from './ha
  */
 export class ImageDownload {
   private readonly hasher: SuperblockLastHasher;
-  private readonly ranges: AsyncGenerator<DownloadedRange>;
+  private readonly ranges: RangeDownload;
   /** The data region's bytes taken so far: [0, taken). */
   taken = 0;
 
   private constructor(
     readonly backup: DirectoryBackup,
     readonly store: ObjectStore,
-    /** The superblock as stored. */
+    /** The image's first bytes: the superblock, and the compressor options after it. */
     readonly head: Uint8Array,
     /** Where the tables start: the data region is [0, tablesStart). */
     readonly tablesStart: number,
     /** The image from `tablesStart` to its end. */
     readonly tables: Uint8Array,
+    ranges: RangeDownload,
     createHash: HashFactory,
-    options: DownloadOptions,
-    signal?: AbortSignal,
   ) {
     this.hasher = new SuperblockLastHasher(createHash());
-    this.ranges = downloadRanges(store, backup.key, 0, tablesStart, options, signal);
+    this.ranges = ranges;
   }
 
-  /** Fetches the superblock, then the tables; the data region waits for `next`. */
+  /** Fetches the superblock, then the tables and (at once, beside them) the data region. */
   static async start(backup: DirectoryBackup, store: ObjectStore, createHash: HashFactory, options: DownloadOptions = {}, signal?: AbortSignal): Promise<ImageDownload> {
     const { key, size } = backup;
     const fail = (message: string, cause?: unknown) => {
@@ -44,12 +46,12 @@ export class ImageDownload {
       return new BackupError('BACKUP_RESTORE_ERROR', `download of ${store.location}/${key} failed: ${message}`, { key, cause });
     };
     if (size < SUPERBLOCK_SIZE) throw new BackupError('BACKUP_INTEGRITY_ERROR', `backup ${backup.id}: ${size} bytes cannot hold an image`, { key });
-    const head = await store.getRange(key, 0, SUPERBLOCK_SIZE, signal).catch((cause: unknown) => {
+    const head = await store.getRange(key, 0, Math.min(size, HEAD_BYTES), signal).catch((cause: unknown) => {
       throw fail((cause as Error).message, cause);
     });
     let tablesStart = Number.NaN;
     try {
-      tablesStart = decodeSuperblock(head).inodeTableStart;
+      tablesStart = decodeSuperblock(head.subarray(0, SUPERBLOCK_SIZE)).inodeTableStart;
     } catch {
       // judged just below
     }
@@ -57,26 +59,30 @@ export class ImageDownload {
     if (!(tablesStart >= SUPERBLOCK_SIZE && tablesStart <= size)) {
       throw new BackupError('BACKUP_INTEGRITY_ERROR', `backup ${backup.id}: the stored image's superblock is not one this backup wrote (tables at ${tablesStart} of ${size} bytes)`, { key });
     }
-    const tables = await store.getRange(key, tablesStart, size - tablesStart, signal).catch((cause: unknown) => {
+    const ranges = new RangeDownload(store, key, 0, tablesStart, options, signal);
+    try {
+      const tables = await store.getRange(key, tablesStart, size - tablesStart, signal);
+      return new ImageDownload(backup, store, head, tablesStart, tables, ranges, createHash);
+    } catch (cause) {
+      ranges.close();
       throw fail((cause as Error).message, cause);
-    });
-    return new ImageDownload(backup, store, head, tablesStart, tables, createHash, options, signal);
+    }
   }
 
   /** The next range of the data region, hashed; undefined once it is all taken. */
   async next(): Promise<DownloadedRange | undefined> {
-    let result: IteratorResult<DownloadedRange>;
+    let range: DownloadedRange | undefined;
     try {
-      result = await this.ranges.next();
+      range = await this.ranges.next();
     } catch (cause) {
       if (cause instanceof BackupError || (cause instanceof SquashfsError && cause.code === 'ABORTED')) throw cause;
       const message = cause instanceof StoreError ? cause.message : `${(cause as Error)?.message ?? cause}`;
       throw new BackupError('BACKUP_RESTORE_ERROR', `download of ${this.store.location}/${this.backup.key} failed: ${message}`, { key: this.backup.key, cause });
     }
-    if (result.done) return undefined;
-    this.hasher.update(result.value.bytes);
-    this.taken = result.value.offset + result.value.bytes.length;
-    return result.value;
+    if (!range) return undefined;
+    this.hasher.update(range.bytes);
+    this.taken = range.offset + range.bytes.length;
+    return range;
   }
 
   /** Once every range is taken: hashes the tables and checks size and SHA-256 (BACKUP_INTEGRITY_ERROR). */
@@ -87,16 +93,16 @@ export class ImageDownload {
   }
 
   /** Stops fetching. */
-  async close(): Promise<void> {
-    await this.ranges.return(undefined);
+  close(): void {
+    this.ranges.close();
   }
 
   /**
-   * Bytes the download already holds without the data region: the
-   * superblock and the tables; undefined for anything else.
+   * Bytes the download holds from the start: the head (superblock,
+   * compressor options) and the tables; undefined for anything else.
    */
   held(offset: number, length: number): Uint8Array | undefined {
-    if (offset + length <= SUPERBLOCK_SIZE) return this.head.slice(offset, offset + length);
+    if (offset + length <= this.head.length) return this.head.slice(offset, offset + length);
     if (offset >= this.tablesStart) return this.tables.slice(offset - this.tablesStart, offset - this.tablesStart + length);
     return undefined;
   }

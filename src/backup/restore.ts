@@ -138,9 +138,9 @@ class DownloadWindow implements RandomAccessSource {
     this.download.verify();
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
     this.kept.length = 0;
-    return this.download.close();
+    this.download.close();
   }
 
   /**

@@ -94,7 +94,7 @@ export async function restoreBackup(backup: DirectoryBackup | string, options: R
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
     controller.abort(new Error('the restore ended'));
-    await download?.close();
+    download?.close();
     await filling?.catch(() => undefined);
     if (fd !== undefined) fs.closeSync(fd);
     await rm(temp, { force: true });

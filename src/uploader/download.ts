@@ -3,11 +3,15 @@ import type { ObjectStore } from './store.js';
 export interface DownloadOptions {
   /** Ranged GETs in flight at once (default 8). */
   concurrency?: number;
-  /** Bytes per ranged GET (default 8 MiB). Memory stays within concurrency × rangeSize. */
+  /**
+   * Bytes per ranged GET (default 2 MiB). Ranges are handed on in order,
+   * so the first bytes wait for a whole range: small ranges start the
+   * consumer sooner. Memory stays within 2 × concurrency × rangeSize.
+   */
   rangeSize?: number;
 }
 
-export const DEFAULT_DOWNLOAD = { concurrency: 8, rangeSize: 8 * 1024 * 1024 } as const;
+export const DEFAULT_DOWNLOAD = { concurrency: 8, rangeSize: 2 * 1024 * 1024 } as const;
 
 /** Checks download options; throws a TypeError naming the bad one. */
 export function downloadSettings(options: DownloadOptions = {}): Required<DownloadOptions> {
@@ -25,41 +29,67 @@ export interface DownloadedRange {
 }
 
 /**
- * Fetches bytes [start, end) of an object by parallel ranged GETs and
- * yields them in order: up to `concurrency` ranges are in flight or
- * waiting to be taken, so memory stays within concurrency × rangeSize
+ * Fetches bytes [start, end) of an object by parallel ranged GETs, from
+ * the moment it is made, and hands them on in order through `next`.
+ * `concurrency` GETs are kept in flight; a range that is slow to come does
+ * not hold the others up until twice that many ranges are fetched and
+ * waiting for it, so memory stays within 2 × concurrency × rangeSize
  * however fast the store is. Each GET goes through the store's request
- * policy (retried, resumed from where it broke off). Stopping the
- * iteration, or `signal`, abandons what is in flight.
+ * policy (retried, resumed from where it broke off). `close`, or
+ * `signal`, abandons what is in flight.
  */
-export async function* downloadRanges(
-  store: ObjectStore, key: string, start: number, end: number, options: DownloadOptions = {}, signal?: AbortSignal,
-): AsyncGenerator<DownloadedRange> {
-  const { concurrency, rangeSize } = downloadSettings(options);
-  const controller = new AbortController();
-  const onAbort = () => controller.abort(signal!.reason);
-  signal?.addEventListener('abort', onAbort, { once: true });
-  const pending: Promise<DownloadedRange>[] = [];
-  let next = start;
-  const fill = () => {
-    while (pending.length < concurrency && next < end) {
-      const offset = next;
-      const length = Math.min(rangeSize, end - offset);
-      next += length;
-      const range = store.getRange(key, offset, length, controller.signal).then((bytes) => ({ offset, bytes }));
-      range.catch(() => undefined); // awaited in turn below; an early failure must not be unhandled meanwhile
-      pending.push(range);
+export class RangeDownload {
+  private readonly controller = new AbortController();
+  private readonly pending: Promise<DownloadedRange>[] = [];
+  private readonly concurrency: number;
+  private readonly rangeSize: number;
+  private nextOffset: number;
+  private inFlight = 0;
+
+  constructor(
+    private readonly store: ObjectStore,
+    private readonly key: string,
+    start: number,
+    private readonly end: number,
+    options: DownloadOptions = {},
+    signal?: AbortSignal,
+  ) {
+    ({ concurrency: this.concurrency, rangeSize: this.rangeSize } = downloadSettings(options));
+    this.nextOffset = start;
+    if (signal?.aborted) this.controller.abort(signal.reason);
+    else signal?.addEventListener('abort', () => this.controller.abort(signal.reason), { once: true, signal: this.controller.signal });
+    this.fill();
+  }
+
+  /** The next range in order; undefined once all are taken. Throws the range's failure. */
+  async next(): Promise<DownloadedRange | undefined> {
+    const range = this.pending.shift();
+    if (!range) return undefined;
+    try {
+      return await range;
+    } finally {
+      this.fill();
     }
-  };
-  try {
-    fill();
-    while (pending.length > 0) {
-      const range = await pending.shift()!;
-      fill();
-      yield range;
+  }
+
+  /** Stops fetching. */
+  close(): void {
+    if (!this.controller.signal.aborted) this.controller.abort(new Error('the download was abandoned'));
+    this.pending.length = 0;
+  }
+
+  private fill(): void {
+    while (this.inFlight < this.concurrency && this.pending.length < 2 * this.concurrency && this.nextOffset < this.end && !this.controller.signal.aborted) {
+      const offset = this.nextOffset;
+      const length = Math.min(this.rangeSize, this.end - offset);
+      this.nextOffset += length;
+      this.inFlight++;
+      const range = this.store.getRange(this.key, offset, length, this.controller.signal).then((bytes) => ({ offset, bytes }));
+      range.then(() => {
+        this.inFlight--;
+        this.fill();
+      }, () => this.inFlight--); // a failure is thrown when its turn comes, in next()
+      this.pending.push(range);
     }
-  } finally {
-    signal?.removeEventListener('abort', onAbort);
-    if (pending.length > 0) controller.abort(new Error('the download was abandoned'));
   }
 }

@@ -1,7 +1,7 @@
 import { AwsClient } from 'aws4fetch';
 import { BackupError } from '../errors.js';
 import { describeTarget, requestPolicy, resumableStream, retryAfterMs, type RequestContext, type RequestPolicy, type RequestPolicyOptions, type RequestTarget } from './policy.js';
-import { isRetryableStatus, StoreError, type CompletedPart, type ObjectInfo, type ObjectStore } from './store.js';
+import { isRetryableStatus, MAX_PARTS, StoreError, type CompletedPart, type ObjectInfo, type ObjectStore } from './store.js';
 import { escapeXml, xmlElements, xmlValue } from './xml.js';
 
 /** What a presigned URL is for: the method, the object key (full, prefix included; '' for the bucket) and the query. */
@@ -77,6 +77,12 @@ export interface S3StoreOptions {
   expiresIn?: number;
   /** Your own presigner instead (the store then needs no credentials). */
   presigner?: Presigner;
+  /**
+   * Seconds a presigned URL is used again for the same request (default 60;
+   * at most half of `expiresIn`; 0: sign every request). Ranged GETs of one
+   * object share a URL (the range is a header, not signed).
+   */
+  reuseUrlsFor?: number;
   /** The fetch to use (default: the global one). */
   fetch?: typeof fetch;
   /** How every request is tried: retries, backoff, the stall timeout (default: 6 tries, 30 s without progress). */
@@ -165,6 +171,8 @@ export function s3Store(options: S3StoreOptions): ObjectStore {
     presign = awsPresigner({ ...options, accessKeyId, secretAccessKey, sessionToken: options.sessionToken ?? env.sessionToken });
   }
   const location = `s3://${options.bucket}${prefix ? `/${prefix}` : ''} at ${options.endpoint}`;
+  const reuseMs = 1000 * Math.min(options.reuseUrlsFor ?? 60, options.presigner ? Infinity : (options.expiresIn ?? 900) / 2);
+  const urls = new UrlCache(presign, reuseMs);
 
   const policy = requestPolicy(options.policy);
 
@@ -180,7 +188,9 @@ export function s3Store(options: S3StoreOptions): ObjectStore {
     handle: (response: Response) => Promise<T>,
   ): Promise<T> {
     const { operation, key, part } = target;
-    const url = await presign!(req);
+    const url = await urls.get(req);
+    // The parts of an upload come in order: their URLs are signed a few ahead, off the request's path.
+    if (req.query?.partNumber) urls.signAhead(req, SIGN_AHEAD);
     const body = send.body instanceof Uint8Array ? sized(send.body, context) : { body: send.body };
     let response: Response;
     try {
@@ -316,6 +326,46 @@ export function s3Store(options: S3StoreOptions): ObjectStore {
 
     delete: (key, signal) => call({ operation: 'delete', key }, { method: 'DELETE', key: full(key) }, { allowed: [404] }, signal, drain),
   };
+}
+
+/** Part URLs signed ahead of the part that asks for one. */
+const SIGN_AHEAD = 8;
+/** URLs kept at most. */
+const MAX_URLS = 512;
+
+/**
+ * Presigned URLs, kept for a while and used again for the same request:
+ * signing costs several asynchronous crypto steps, each a turn of a busy
+ * event loop, which a part or a ranged GET need not wait for.
+ */
+class UrlCache {
+  private readonly urls = new Map<string, { url: Promise<string>; until: number }>();
+
+  constructor(private readonly presign: Presigner, private readonly reuseMs: number) {}
+
+  get(req: PresignRequest): Promise<string> {
+    if (this.reuseMs <= 0) return this.presign(req);
+    const id = `${req.method} ${req.key}?${new URLSearchParams(req.query).toString()}`;
+    const now = Date.now();
+    const kept = this.urls.get(id);
+    if (kept && kept.until > now) return kept.url;
+    const url = this.presign(req);
+    url.catch(() => this.urls.delete(id));
+    this.urls.delete(id);
+    this.urls.set(id, { url, until: now + this.reuseMs });
+    if (this.urls.size > MAX_URLS) this.urls.delete(this.urls.keys().next().value!);
+    return url;
+  }
+
+  /** Signs the URLs of the next `count` parts after a part request's, and of part 1 (which goes up at the end). */
+  signAhead(req: PresignRequest, count: number): void {
+    if (this.reuseMs <= 0) return;
+    const part = Number(req.query!.partNumber);
+    for (const n of [1, ...Array.from({ length: count }, (_, i) => part + 1 + i)]) {
+      if (n > MAX_PARTS) break;
+      this.get({ ...req, query: { ...req.query, partNumber: String(n) } }).catch(() => undefined);
+    }
+  }
 }
 
 /** What one request sends, besides its URL. */

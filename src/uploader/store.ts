@@ -76,6 +76,9 @@ export class StoreError extends Error {
   }
 }
 
+/** R2's (and S3's) most parts in one upload. */
+export const MAX_PARTS = 10_000;
+
 /** Whether an HTTP status is worth a retry. */
 export function isRetryableStatus(status: number): boolean {
   return status >= 500 || status === 429 || status === 408;

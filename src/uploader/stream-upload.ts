@@ -1,10 +1,9 @@
 import { BackupError } from '../errors.js';
-import { StoreError, type CompletedPart, type ObjectStore } from './store.js';
+import { MAX_PARTS, StoreError, type CompletedPart, type ObjectStore } from './store.js';
 
 /** R2's (and S3's) smallest part but the last. */
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
-/** R2's (and S3's) most parts in one upload. */
-export const MAX_PARTS = 10_000;
+export { MAX_PARTS };
 const MiB = 1024 * 1024;
 
 /**
@@ -31,7 +30,7 @@ export interface StreamUploadOptions {
   expectedSize?: number;
   /** Overrides the part size chosen from `expectedSize` (>= 5 MiB). */
   partSize?: number;
-  /** Parts uploading at once (default 4). Memory stays within (concurrency + 1) parts. */
+  /** Parts uploading at once (default 8). Memory stays within (concurrency + 1) parts. */
   concurrency?: number;
   signal?: AbortSignal;
   onProgress?: (progress: UploadProgress) => void;
@@ -50,7 +49,8 @@ export interface UploadResult {
  * upload of equal parts (the last may be smaller), `concurrency` at a time,
  * each part kept until the store acknowledges it so a retry re-sends the
  * same bytes. Part 1 is kept until the end, when `patchHead` has given the
- * bytes that replace the start of the stream, and goes up last. A stream
+ * bytes that replace the start of the stream; it goes up once every other
+ * part has been handed out, beside the last of them. A stream
  * no longer than one part is a single PUT. Every failure aborts the
  * multipart upload and rejects with BACKUP_CREATE_ERROR naming the part and
  * the status; success is reported only after a HEAD shows the object whole.
@@ -79,7 +79,7 @@ export class StreamUpload {
     this.store = options.store;
     this.key = options.key;
     this.partSize = options.partSize ?? choosePartSize(options.expectedSize ?? 0);
-    this.concurrency = options.concurrency ?? 4;
+    this.concurrency = options.concurrency ?? 8;
     if (!Number.isInteger(this.partSize) || this.partSize < MIN_PART_SIZE) {
       throw new BackupError('INVALID_BACKUP_CONFIG', `part size ${this.partSize} is below the minimum of ${MIN_PART_SIZE} bytes`, { key: this.key });
     }
@@ -94,7 +94,17 @@ export class StreamUpload {
   }
 
   /** Takes the next bytes of the stream; resolves when there is room for more. */
+  /**
+   * Creates the multipart upload now when the stream is expected to need
+   * parts (`expectedSize`), so that no part waits for it; otherwise does
+   * nothing. `write` does it too.
+   */
+  prepare(): void {
+    if (!this.uploadId && (this.options.expectedSize ?? 0) > this.partSize && !this.controller.signal.aborted) this.createUpload();
+  }
+
   async write(chunk: Uint8Array): Promise<void> {
+    this.prepare();
     let at = 0;
     while (at < chunk.length) {
       this.check();
@@ -125,7 +135,7 @@ export class StreamUpload {
     this.head = bytes.slice();
   }
 
-  /** Sends what is left, part 1 last, completes the upload and checks the object's size. */
+  /** Sends what is left and part 1 (now that its head is known), completes the upload and checks the object's size. */
   async complete(): Promise<UploadResult> {
     try {
       this.check();
@@ -134,12 +144,11 @@ export class StreamUpload {
       if (this.partNumber === 2 && !this.current) return await this.putWhole(this.first!);
       if (this.current && this.fill > 0) this.handOut(this.current.subarray(0, this.fill), this.partNumber++);
       this.current = undefined;
-      await this.settle();
-      this.check();
       const total = this.progress.bytesProduced;
       const first = this.patched(this.first!);
       this.first = undefined;
-      await this.sendPart(first, 1);
+      // Part 1 goes up beside the parts still in flight, not after them: the link stays full to the end.
+      await Promise.all([this.sendPart(first, 1), this.settle()]);
       this.check();
       const parts: CompletedPart[] = [...this.etags].sort(([a], [b]) => a - b).map(([partNumber, etag]) => ({ partNumber, etag }));
       const uploadId = await this.uploadId!;
@@ -169,17 +178,27 @@ export class StreamUpload {
     if (this.finished) {
       // Completed, but found wrong afterwards: no object is better than a bad one.
       await this.store.delete(this.key).catch(() => undefined);
-    } else if (this.uploadId) {
-      const uploadId = await this.uploadId.catch(() => undefined);
-      if (uploadId) {
-        for (let attempt = 0; attempt < 2; attempt++) {
-          try {
-            await this.store.abortMultipartUpload(this.key, uploadId);
-            break;
-          } catch {
-            // best effort
-          }
-        }
+    } else {
+      await this.abortUpload();
+    }
+  }
+
+  private createUpload(): void {
+    if (this.uploadId) return;
+    this.uploadId = this.call('create', undefined, () => this.store.createMultipartUpload(this.key, this.partSize, this.controller.signal));
+    this.uploadId.catch(() => undefined); // awaited by the parts, or by abortUpload
+  }
+
+  /** Aborts the multipart upload, if one was created (best effort, tried twice). */
+  private async abortUpload(): Promise<void> {
+    const uploadId = await this.uploadId?.catch(() => undefined);
+    if (!uploadId) return;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await this.store.abortMultipartUpload(this.key, uploadId);
+        return;
+      } catch {
+        // best effort
       }
     }
   }
@@ -190,6 +209,7 @@ export class StreamUpload {
     this.first = undefined;
     await this.call('put', undefined, () => this.store.put(this.key, body, this.controller.signal));
     this.finished = true;
+    await this.abortUpload(); // one created for a stream that came out smaller than expected
     this.acknowledge(body.length);
     await this.checkSize(body.length);
     return { key: this.key, size: body.length, parts: 0, partSize: this.partSize };
@@ -211,7 +231,7 @@ export class StreamUpload {
     if (partNumber > MAX_PARTS) {
       throw this.fail(new BackupError('BACKUP_CREATE_ERROR', `${this.key} needs more than ${MAX_PARTS} parts of ${this.partSize} bytes: the stream is larger than expected`, { key: this.key, part: partNumber }));
     }
-    this.uploadId ??= this.call('create', undefined, () => this.store.createMultipartUpload(this.key, this.partSize, this.controller.signal));
+    this.createUpload();
     const task = this.sendPart(bytes, partNumber).catch((error: unknown) => {
       this.fail(this.asError(error));
     });

@@ -48,6 +48,7 @@ export class DataWriter {
   private readonly seen = new Map<string, FileLayout>();
   /** Files closed once the blocks read from their descriptors elsewhere are done. */
   private readonly closing: Promise<void>[] = [];
+  private readonly turns = new EventLoopTurns();
 
   constructor(
     private readonly source: TreeSource,
@@ -66,6 +67,12 @@ export class DataWriter {
    * whole, several ahead of the one being written (bounded by `readAhead`
    * files and bytes), so small files do not wait on each other's I/O.
    */
+  /**
+   * Writes every file's data in order, reading small files ahead. Reads
+   * may complete at once (synchronous sources), so the loop lets the event
+   * loop in every few milliseconds: an upload of what it wrote, or the
+   * replies of the compression workers, must not wait for the whole tree.
+   */
   async writeFiles(files: readonly InodeRecord[], onFile?: (record: InodeRecord) => void): Promise<void> {
     const { blockSize, readAhead = 32 } = this.options;
     const maxAheadBytes = Math.max(readAhead * blockSize / 4, 4 * blockSize);
@@ -73,6 +80,7 @@ export class DataWriter {
     let aheadBytes = 0;
     let next = 0;
     for (let i = 0; i < files.length; i++) {
+      await this.turns.pause();
       while (next < files.length && ahead.size < readAhead && aheadBytes < maxAheadBytes) {
         const size = files[next]!.stat.size;
         if (size > 0 && size <= blockSize) {
@@ -139,6 +147,7 @@ export class DataWriter {
       }
       const hasher = this.options.createHash();
       for (let p = 0; p < size; p += this.options.blockSize) {
+        await this.turns.pause();
         hasher.update(await readAt(p, Math.min(this.options.blockSize, size - p)));
       }
       await this.expectEnd(file, record);
@@ -234,6 +243,7 @@ export class DataWriter {
     };
     await this.out.mark((offset) => (layout.blocksStart = offset));
     for (let i = 0; i < blockCount; i++) {
+      if (i > 0) await this.turns.pause();
       const length = Math.min(blockSize, size - i * blockSize);
       if (storeAt) {
         await this.out.push(storeAt(i * blockSize, length), (_offset, block) => {
@@ -302,5 +312,26 @@ export class DataWriter {
   private changed(record: InodeRecord, why: string): SquashfsError {
     const path = displayPath(record.path);
     return new SquashfsError('SOURCE_CHANGED', `${path} changed while it was packed: ${why}`, { path });
+  }
+}
+
+/** The longest the data phase runs without letting the event loop in, in ms. */
+const YIELD_AFTER_MS = 4;
+
+/**
+ * Lets the event loop in every few milliseconds. Reads from a synchronous
+ * source complete at once, so without this the data phase would run on
+ * microtasks alone for long stretches: an upload of what it wrote (its
+ * presigning, its sockets) and the compression workers' replies would
+ * wait for it.
+ */
+class EventLoopTurns {
+  private since = Date.now();
+
+  async pause(): Promise<void> {
+    if (Date.now() - this.since < YIELD_AFTER_MS) return;
+    const immediate = (globalThis as { setImmediate?: (fn: () => void) => unknown }).setImmediate;
+    await new Promise<void>((resolve) => (immediate ? immediate(resolve) : setTimeout(resolve, 0)));
+    this.since = Date.now();
   }
 }

@@ -62,7 +62,6 @@ export interface WalkedTree {
 
 export interface WalkOptions {
   exclude?: ExcludeFilter;
-  xattrs?: (path: SourcePath) => Promise<readonly Xattr[] | undefined>;
   signal?: AbortSignal;
   onEntry?: (count: number) => void;
 }
@@ -92,6 +91,8 @@ function checkName(name: Uint8Array, parent: SourcePath): void {
 /**
  * Walks the source tree in sorted order, reading metadata only. The result
  * holds one record per inode: the per-entry metadata the writer keeps.
+ * Extended attributes are not looked up here (see `attachXattrs`): the
+ * data need none, so the walk does not wait for them.
  */
 export async function walkTree(source: TreeSource, rootPath: SourcePath, options: WalkOptions = {}): Promise<WalkedTree> {
   const rootStat = await source.lstat(rootPath);
@@ -108,8 +109,6 @@ export async function walkTree(source: TreeSource, rootPath: SourcePath, options
   const makeRecord = async (path: SourcePath, stat: SourceStat, kind: Inode['kind']): Promise<InodeRecord> => {
     const record: InodeRecord = { kind, stat, path, links: 1 };
     if (kind === 'symlink') record.target = await source.readlink(path);
-    const xattrs = await options.xattrs?.(path);
-    if (xattrs && xattrs.length > 0) record.xattrs = xattrs;
     records.push(record);
     if (kind === 'file') {
       files.push(record);
@@ -154,4 +153,17 @@ export async function walkTree(source: TreeSource, rootPath: SourcePath, options
   const root: TreeNode = { name: new Uint8Array(0), record: await makeRecord(rootPath, rootStat, 'directory') };
   await walkDirectory(root, rootPath, '');
   return { root, records, files, totalBytes, sizeCounts };
+}
+
+/**
+ * Looks up every inode's extended attributes (under the path it was first
+ * found at). The writer does this once the data is written, so a lookup
+ * that is slow to start (Node's one getfattr run over the tree) overlaps
+ * the walk and the data instead of holding them up.
+ */
+export async function attachXattrs(records: InodeRecord[], lookup: (path: SourcePath) => Promise<readonly Xattr[] | undefined>): Promise<void> {
+  for (const record of records) {
+    const xattrs = await lookup(record.path);
+    if (xattrs && xattrs.length > 0) record.xattrs = xattrs;
+  }
 }

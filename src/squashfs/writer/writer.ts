@@ -14,7 +14,7 @@ import { XattrTableBuilder, type Xattr } from '../xattr-table.js';
 import { DataWriter, type FragmentMode } from './data.js';
 import { writeMetadataTables } from './metadata-tables.js';
 import { blockStorer, OrderedOutput, type ImageSink, type StoredBlock } from './output.js';
-import { walkTree } from './tree.js';
+import { attachXattrs, walkTree } from './tree.js';
 
 export interface WriterProgress {
   phase: 'walk' | 'data' | 'tables' | 'done';
@@ -130,7 +130,6 @@ export async function writeImage(source: TreeSource, root: SourcePath, sink: Ima
 
   const tree = await walkTree(source, root, {
     exclude: options.exclude,
-    xattrs: options.xattrs ?? source.xattrs?.bind(source),
     signal: options.signal,
     onEntry: (entries) => {
       progress.entries = entries;
@@ -181,6 +180,8 @@ export async function writeImage(source: TreeSource, root: SourcePath, sink: Ima
   throwIfAborted(options.signal);
   progress.phase = 'tables';
   report();
+  const lookupXattrs = options.xattrs ?? source.xattrs?.bind(source);
+  if (lookupXattrs) await attachXattrs(tree.records, lookupXattrs);
 
   const ids = new IdTable();
   const xattrs = new XattrTableBuilder();
