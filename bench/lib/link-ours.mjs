@@ -10,7 +10,8 @@
 // Upload and download settings are the library's defaults (that is what is measured). Prints one
 // line `OURS-RESULT {json}` with milliseconds since the module started: when the library was loaded,
 // the first progress event that reported bytes going to or from the store, and the end.
-// BENCH_OURS_DIST=/path/to/dist runs another build.
+// BENCH_OURS_DIST=/path/to/dist runs another build. To try other settings, BENCH_UPLOAD and BENCH_DOWNLOAD
+// take JSON passed as createBackup's `upload` and restoreBackup's `download` (e.g. '{"rangeSize":1048576}').
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -42,6 +43,7 @@ try {
       dir: opt.dir, store,
       compression: { algorithm: 'zstd', level: Number(opt.level) },
       blockSize: Number(opt['block-size']),
+      upload: process.env.BENCH_UPLOAD ? JSON.parse(process.env.BENCH_UPLOAD) : undefined,
       onProgress: (p) => { if (p.bytesUploaded > 0) firstTransferMs ??= ms(); },
     });
     writeFileSync(opt.handle, `${JSON.stringify(handle, null, 2)}\n`);
@@ -51,6 +53,7 @@ try {
     let downloadDoneMs = null;
     const result = await lib.restoreBackup(handle, {
       store, dir: opt.dir,
+      download: process.env.BENCH_DOWNLOAD ? JSON.parse(process.env.BENCH_DOWNLOAD) : undefined,
       onProgress: (p) => {
         if (p.phase === 'download' && p.bytes > 0) firstTransferMs ??= ms();
         if (p.phase === 'extract') downloadDoneMs ??= ms();
