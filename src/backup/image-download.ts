@@ -4,6 +4,7 @@ import { decodeSuperblock, SUPERBLOCK_SIZE } from '../squashfs/superblock.js';
 import { RangeDownload, type DownloadedRange, type DownloadOptions } from '../uploader/download.js';
 import { StoreError, type ObjectStore } from '../uploader/store.js';
 import { checkIntegrity, SuperblockLastHasher, type DirectoryBackup } from './handle.js';
+import { checkStored } from './manage.js';
 
 /** Fetched first: the superblock and the compressor options (one metadata block) after it, which opening the image reads. */
 const HEAD_BYTES = SUPERBLOCK_SIZE + 2 + 8192;
@@ -38,8 +39,22 @@ export class ImageDownload {
     this.ranges = ranges;
   }
 
-  /** Fetches the superblock, then the tables and (at once, beside them) the data region. */
+  /**
+   * Checks the image is stored with the handle's size (a HEAD, beside the
+   * first GET: BACKUP_NOT_FOUND or BACKUP_INTEGRITY_ERROR first), fetches
+   * the superblock, then the tables and, at once beside them, the data region.
+   */
   static async start(backup: DirectoryBackup, store: ObjectStore, createHash: HashFactory, options: DownloadOptions = {}, signal?: AbortSignal): Promise<ImageDownload> {
+    const [stored, started] = await Promise.allSettled([checkStored(backup, store, signal), ImageDownload.fetch(backup, store, createHash, options, signal)]);
+    if (stored.status === 'rejected') {
+      if (started.status === 'fulfilled') started.value.close();
+      throw stored.reason;
+    }
+    if (started.status === 'rejected') throw started.reason;
+    return started.value;
+  }
+
+  private static async fetch(backup: DirectoryBackup, store: ObjectStore, createHash: HashFactory, options: DownloadOptions, signal?: AbortSignal): Promise<ImageDownload> {
     const { key, size } = backup;
     const fail = (message: string, cause?: unknown) => {
       if (cause instanceof BackupError) return cause;

@@ -10,7 +10,7 @@ import type { DownloadedRange, DownloadOptions } from '../uploader/download.js';
 import type { ObjectStore } from '../uploader/store.js';
 import { checkNotExpired, type DirectoryBackup } from './handle.js';
 import { ImageDownload } from './image-download.js';
-import { checkStored, resolveBackup } from './manage.js';
+import { resolveBackup } from './manage.js';
 
 /** The `node:fs/promises` calls a restore makes (memfs and workerd's node:fs have them). */
 export interface FsWriteLike {
@@ -65,7 +65,6 @@ export async function restoreBackup(backup: DirectoryBackup | string, options: W
   checkNotExpired(handle);
   const target = (options.dir ?? handle.dir).replace(/(.)\/+$/, '$1');
   if (!target.startsWith('/')) throw new BackupError('INVALID_BACKUP_CONFIG', `dir must be an absolute path, not ${JSON.stringify(target)}`);
-  await checkStored(handle, store, signal);
 
   const slash = target.lastIndexOf('/');
   const staging = `${target.slice(0, slash) || ''}/.${target.slice(slash + 1)}.restore-${handle.id}`;

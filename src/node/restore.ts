@@ -3,7 +3,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import { ImageDownload } from '../backup/image-download.js';
 import { checkNotExpired, type DirectoryBackup } from '../backup/handle.js';
-import { checkStored, resolveBackup } from '../backup/manage.js';
+import { resolveBackup } from '../backup/manage.js';
 import { BackupError, SquashfsError } from '../errors.js';
 import { SquashfsImage } from '../squashfs/reader/image.js';
 import { checkRange } from '../squashfs/reader/source.js';
@@ -47,10 +47,6 @@ export async function restoreBackup(backup: DirectoryBackup | string, options: R
   checkNotExpired(handle);
   const target = options.dir ?? handle.dir;
   if (!isAbsolute(target)) throw new BackupError('INVALID_BACKUP_CONFIG', `dir must be an absolute path, not ${JSON.stringify(target)}`);
-  await checkStored(handle, store, options.signal);
-  await mkdir(dirname(target), { recursive: true }).catch((cause: Error) => {
-    throw new BackupError('BACKUP_RESTORE_ERROR', `cannot create ${dirname(target)}: ${cause.message}`, { path: target, cause });
-  });
   const failed = (error: unknown) => {
     if (error instanceof BackupError) return error;
     const aborted = error instanceof SquashfsError && error.code === 'ABORTED';
@@ -68,6 +64,9 @@ export async function restoreBackup(backup: DirectoryBackup | string, options: R
   let downloadError: unknown;
   try {
     download = await ImageDownload.start(handle, store, nodeSha256, options.download, controller.signal);
+    await mkdir(dirname(target), { recursive: true }).catch((cause: Error) => {
+      throw new BackupError('BACKUP_RESTORE_ERROR', `cannot create ${dirname(target)}: ${cause.message}`, { path: target, cause });
+    });
     fd = fs.openSync(temp, 'wx+', 0o600);
     const file = new GrowingFile(download, fd, temp, handle.size);
     filling = file.fill((bytes) => options.onProgress?.({ phase: 'download', bytes, total: handle.size }));
