@@ -154,7 +154,7 @@ async function create(runtime: BackupRuntime, config: Config, options: CreateBac
   });
   if ((top.mode & S_IFMT) !== S_IFDIR) throw failed(`${dir} is not a directory`, undefined, dir);
 
-  const warnings: string[] = [];
+  const warnings: string[] = [...((await store.audit?.()) ?? [])];
   const source = watchSymlinks(base, dir, options.symlinks ?? 'keep', warnings);
   const exclude = excludeFilter(base, dir, options);
   // The xattr lookup (Node: one getfattr run) starts now; the writer needs it only at the end.

@@ -41,6 +41,11 @@ export function storeFrom(ctx: CliContext, values: StoreValues): ObjectStore {
   throw ctx.usage(`--store takes file:///path or s3://bucket/prefix, not "${url}"`);
 }
 
+/** Says on stderr what is wrong with the store itself (a local store others can read). createBackup puts it in the handle instead. */
+async function auditStore(ctx: CliContext, store: ObjectStore, command?: string): Promise<void> {
+  for (const warning of (await store.audit?.()) ?? []) ctx.err(`sqfs${command ? ` ${command}` : ''}: warning: ${warning}\n`);
+}
+
 /** --request-timeout SECONDS: how long a store request may make no progress before it is abandoned and tried again. */
 function policyFrom(ctx: CliContext, values: StoreValues): RequestPolicyOptions | undefined {
   const text = values['request-timeout'];
@@ -105,6 +110,7 @@ export async function restore(ctx: CliContext): Promise<number> {
   const { values, positionals } = ctx.parse({ ...STORE_OPTIONS });
   if (positionals.length < 1 || positionals.length > 2) throw ctx.usage('restore takes <handle.json | id> [dir]');
   const store = storeFrom(ctx, values);
+  await auditStore(ctx, store, 'restore');
   const progress = new ProgressLine(ctx.progress);
   let downloaded = 0;
   let extracted = 0;
@@ -127,6 +133,7 @@ export async function backups(ctx: CliContext): Promise<number> {
   const { values, positionals } = ctx.parse({ ...STORE_OPTIONS, json: { type: 'boolean' } });
   const [action, id] = positionals;
   const store = storeFrom(ctx, values);
+  await auditStore(ctx, store, 'backups');
   if (action === 'list' && positionals.length === 1) {
     const all = await listBackups({ store });
     if (values.json) ctx.out(`${JSON.stringify(all, null, 2)}\n`);
@@ -154,5 +161,7 @@ export async function backups(ctx: CliContext): Promise<number> {
 
 /** For ls and cat: a backup id (not a file) opens the stored backup by range. */
 export async function openBackupById(ctx: CliContext, id: string, values: StoreValues): Promise<SquashfsImage> {
-  return openBackup(id, { store: storeFrom(ctx, values), codecs: await loadNodeCodecs() });
+  const store = storeFrom(ctx, values);
+  await auditStore(ctx, store);
+  return openBackup(id, { store, codecs: await loadNodeCodecs() });
 }

@@ -26,6 +26,7 @@ commands:
       --exclude PATTERN        leave out entries matching a gitignore-style pattern (repeatable)
       --no-xattrs              do not store extended attributes
       --processors N           compression threads (default: the available cores; 0: none)
+      --private                make the image readable by its owner only (0600; default 0644 under the umask)
   ls <image> [path] [-l] [-R]   list a directory (-l: like unsquashfs -lln, -R: recursively)
   cat <image> <path>            write a file's contents to stdout
   unpack <image> <dir> [--force]   extract everything (into a new directory, swapped in at the end)

@@ -15,6 +15,7 @@ export async function pack(ctx: CliContext): Promise<number> {
     exclude: { type: 'string', multiple: true },
     'no-xattrs': { type: 'boolean' },
     processors: { type: 'string' },
+    private: { type: 'boolean' },
   });
   if (positionals.length !== 2) throw ctx.usage('pack takes <dir> <image>');
   const [dir, image] = positionals as [string, string];
@@ -31,6 +32,7 @@ export async function pack(ctx: CliContext): Promise<number> {
     exclude: values.exclude,
     xattrs: !values['no-xattrs'],
     processors: parseInteger(values.processors, '--processors'),
+    private: values.private,
     onWarning: (message) => ctx.err(`sqfs: warning: ${message}\n`),
     onProgress: (p) => {
       if (p.phase === 'walk') progress.update(() => `scanning: ${p.entries} entries`);

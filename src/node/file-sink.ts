@@ -16,12 +16,14 @@ export class FileSink implements ImageSink {
   private pendingBytes = 0;
   private superblock: Uint8Array | undefined;
 
-  constructor(readonly target: string) {
+  /** `private`: the image is readable and writable by its owner only (0600); else 0644 under the umask, as mksquashfs makes it. */
+  constructor(readonly target: string, private readonly options: { private?: boolean } = {}) {
     this.tempPath = join(dirname(target), `.${basename(target)}.${process.pid}.${Date.now().toString(36)}.tmp`);
   }
 
   async open(): Promise<void> {
-    this.handle = await open(this.tempPath, 'wx', 0o644);
+    this.handle = await open(this.tempPath, 'wx', this.options.private ? 0o600 : 0o644);
+    if (this.options.private) await this.handle.chmod(0o600);
   }
 
   async write(chunk: Uint8Array): Promise<void> {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -10,6 +10,26 @@ import { StoreError, type ObjectInfo, type ObjectStore } from '../uploader/store
 
 /** Where unfinished uploads live inside the store's directory (never listed). */
 const UPLOADS = '.uploads';
+
+/**
+ * The store keeps what it holds to its owner, as restic and borg do: an
+ * image of a tree with private files must not be readable by anyone the
+ * files were not. Directories it makes are 0700, files 0600 (whatever the umask).
+ */
+const PRIVATE_DIR = 0o700;
+const PRIVATE_FILE = 0o600;
+
+/** Creates a new file readable and writable by its owner only. */
+async function createPrivate(path: string): Promise<FileHandle> {
+  const handle = await open(path, 'wx', PRIVATE_FILE);
+  try {
+    await handle.chmod(PRIVATE_FILE); // exactly 0600, whatever the umask took away
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
+  return handle;
+}
 
 /** Errors of the moment (too many open files, a busy or interrupted call): worth another try. */
 const TRANSIENT = new Set(['EAGAIN', 'EBUSY', 'EINTR', 'EMFILE', 'ENFILE']);
@@ -81,19 +101,26 @@ export function localStore(directory: string, options: LocalStoreOptions = {}): 
   /** Moves a finished file into place under its key. */
   async function publish(from: string, key: string): Promise<void> {
     const to = pathOf(key);
-    await mkdir(dirname(to), { recursive: true });
+    await mkdir(dirname(to), { recursive: true, mode: PRIVATE_DIR });
     await rename(from, to);
   }
 
   return {
     location,
 
+    async audit() {
+      const info = await stat(root).catch(() => undefined);
+      if (!info?.isDirectory() || (info.mode & 0o077) === 0) return [];
+      const mode = (info.mode & 0o777).toString(8).padStart(4, '0');
+      return [`the local store ${root} can be read by other users (mode ${mode}), and so can the private files of the backups in it: chmod 700 it`];
+    },
+
     createMultipartUpload: (key, partSize) =>
       call('create multipart upload', key, async () => {
         pathOf(key);
-        await mkdir(uploads, { recursive: true });
+        await mkdir(uploads, { recursive: true, mode: PRIVATE_DIR });
         const id = randomUUID();
-        await (await open(join(uploads, `${id}.part`), 'wx', 0o644)).close();
+        await (await createPrivate(join(uploads, `${id}.part`))).close();
         return `${id}.${partSize}`;
       }),
 
@@ -124,10 +151,10 @@ export function localStore(directory: string, options: LocalStoreOptions = {}): 
     put: (key, body) =>
       call('put', key, async () => {
         pathOf(key);
-        await mkdir(uploads, { recursive: true });
+        await mkdir(uploads, { recursive: true, mode: PRIVATE_DIR });
         const temp = join(uploads, `${randomUUID()}.put`);
         try {
-          const handle = await open(temp, 'wx', 0o644);
+          const handle = await createPrivate(temp);
           try {
             await handle.write(body);
           } finally {

@@ -21,6 +21,11 @@ export interface PackOptions extends Omit<WriterOptions, 'exclude' | 'fragments'
   /** Told of things skipped (e.g. xattrs without getfattr). */
   onWarning?: (message: string) => void;
   /**
+   * Make the image readable by its owner only (0600), for a tree with
+   * private files. Default: 0644 under the umask, as mksquashfs makes it.
+   */
+  private?: boolean;
+  /**
    * Threads compressing data blocks, like mksquashfs -processors (default:
    * the available cores). 0 compresses on the calling thread. The image is
    * byte-identical whatever the number.
@@ -43,10 +48,10 @@ export function defaultMtime(mtime: number | undefined): number | undefined {
  */
 export async function packDirectory(dir: string, imagePath: string, options: PackOptions = {}): Promise<PackResult> {
   const root = resolve(dir);
-  const sink = new FileSink(resolve(imagePath));
+  const sink = new FileSink(resolve(imagePath), { private: options.private });
   const xattrs: WriterOptions['xattrs'] =
     options.xattrs ?? true ? treeXattrs(root, () => options.onWarning?.('getfattr is not installed: extended attributes are not stored')) : undefined;
-  const { noFragments, alwaysUseFragments, exclude, processors, onWarning: _onWarning, xattrs: _xattrs, ...rest } = options;
+  const { noFragments, alwaysUseFragments, exclude, processors, onWarning: _onWarning, xattrs: _xattrs, private: _private, ...rest } = options;
   const codecs = await loadNodeCodecs();
   // Bad options (a codec that only reads included) fail here, before any thread starts.
   const { codec, blockSize } = resolveWriterOptions({ ...rest, codecs, mtime: defaultMtime(options.mtime) });

@@ -29,6 +29,11 @@ export interface ObjectStore {
   list(prefix: string, signal?: AbortSignal): AsyncIterable<ObjectInfo>;
   /** Removes an object (no error when it does not exist). */
   delete(key: string, signal?: AbortSignal): Promise<void>;
+  /**
+   * What is wrong with the store itself, worth a warning (a local store
+   * others can read); createBackup lists it in the handle's `warnings`.
+   */
+  audit?(): Promise<string[]>;
 }
 
 export interface CompletedPart {
