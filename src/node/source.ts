@@ -13,6 +13,22 @@ const wrap = <T>(path: SourcePath, doing: string, fn: () => T): Promise<T> => {
 };
 
 /**
+ * A directory's names as views on one buffer: the writer keeps every name
+ * to the end, and a buffer of its own per name would cost more than the name.
+ */
+function sharedNames(names: Buffer[]): Uint8Array[] {
+  let total = 0;
+  for (const name of names) total += name.length;
+  const all = new Uint8Array(total);
+  let at = 0;
+  return names.map((name) => {
+    all.set(name, at);
+    at += name.length;
+    return all.subarray(at - name.length, at);
+  });
+}
+
+/**
  * The real file system as a tree source. The calls are Node's synchronous
  * ones behind the async interface: for the many small operations of a walk
  * they are several times faster than a thread-pool round trip each, and
@@ -29,7 +45,7 @@ export function nodeSource(): TreeSource {
           ino: st.ino, dev: st.dev, nlink: st.nlink, rdevMajor: major, rdevMinor: minor,
         };
       }),
-    readdir: (path) => wrap(path, 'read directory', () => fs.readdirSync(toFsPath(path), { encoding: 'buffer' }).map((b) => new Uint8Array(b.buffer, b.byteOffset, b.length))),
+    readdir: (path) => wrap(path, 'read directory', () => sharedNames(fs.readdirSync(toFsPath(path), { encoding: 'buffer' }))),
     readlink: (path) => wrap(path, 'read link', () => new Uint8Array(fs.readlinkSync(toFsPath(path), { encoding: 'buffer' }))),
     open: (path) =>
       wrap(path, 'open', (): SourceFile => {

@@ -109,7 +109,7 @@ export class DataWriter {
     throwIfAborted(this.options.signal);
     const size = record.stat.size;
     if (size === 0) {
-      record.layout = { blocksStart: 0, blockSizes: new Uint32Array(0), fragmentIndex: NO_INDEX, fragmentOffset: 0, sparse: 0 };
+      record.layout = { blocksStart: 0, blockSizes: NO_BLOCKS, fragmentIndex: NO_INDEX, fragmentOffset: 0, sparse: 0 };
     } else if (size <= this.options.blockSize) {
       await this.writeSmall(record, await this.readWhole(record));
     } else {
@@ -127,7 +127,7 @@ export class DataWriter {
     }
     const hasher = this.options.createHash();
     hasher.update(bytes);
-    const key = `${bytes.length}:${toHex(hasher.digest())}`;
+    const key = dedupeKey(bytes.length, hasher.digest());
     const earlier = this.seen.get(key);
     if (earlier) record.layout = earlier;
     else this.seen.set(key, (record.layout = await this.writeData(record, fromMemory)));
@@ -151,8 +151,9 @@ export class DataWriter {
         hasher.update(await readAt(p, Math.min(this.options.blockSize, size - p)));
       }
       await this.expectEnd(file, record);
-      const digest = toHex(hasher.digest());
-      const key = `${size}:${digest}`;
+      const digestBytes = hasher.digest();
+      const digest = toHex(digestBytes);
+      const key = dedupeKey(size, digestBytes);
       const earlier = this.seen.get(key);
       if (earlier) {
         record.layout = earlier;
@@ -236,7 +237,7 @@ export class DataWriter {
     const blockCount = useFragment ? Math.floor(size / blockSize) : Math.ceil(size / blockSize);
     const layout: FileLayout = {
       blocksStart: 0,
-      blockSizes: new Uint32Array(blockCount),
+      blockSizes: blockCount === 0 ? NO_BLOCKS : new Uint32Array(blockCount),
       fragmentIndex: NO_INDEX,
       fragmentOffset: 0,
       sparse: 0,
@@ -313,6 +314,21 @@ export class DataWriter {
     const path = displayPath(record.path);
     return new SquashfsError('SOURCE_CHANGED', `${path} changed while it was packed: ${why}`, { path });
   }
+}
+
+/** The block list of every file with no whole block (most files): one shared empty array, not one each. */
+const NO_BLOCKS = new Uint32Array(0);
+
+/**
+ * The key of a file's contents in the dedupe table: its size and the first
+ * 16 bytes of its SHA-256, as one flat string of 48 hex digits (a key is
+ * kept per distinct file, so it is kept small).
+ */
+function dedupeKey(size: number, digest: Uint8Array): string {
+  const bytes = new Uint8Array(24);
+  bytes.set(digest.subarray(0, 16));
+  new DataView(bytes.buffer).setFloat64(16, size, true);
+  return toHex(bytes);
 }
 
 /** The longest the data phase runs without letting the event loop in, in ms. */

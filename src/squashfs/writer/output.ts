@@ -45,8 +45,12 @@ interface Pending {
  * and leave the compressors without work.
  */
 export class OrderedOutput {
-  private readonly queue: Pending[] = [];
+  /** Entries not yet written: queue[head...] (a deque: shift() on a long array would cost its length each time). */
+  private queue: (Pending | undefined)[] = [];
+  private head = 0;
   private blocks = 0;
+  /** Entries taken off the queue whose bytes are still on their way to the sink. */
+  private draining = 0;
   /** Bytes handed to the sink so far. */
   position = 0;
 
@@ -58,6 +62,14 @@ export class OrderedOutput {
   /** Queues a block (or raw bytes); waits while too many are in flight. */
   async push(result: Promise<StoredBlock | Uint8Array> | Uint8Array, done?: Pending['done']): Promise<void> {
     const block = !(result instanceof Uint8Array);
+    if (!block && this.head === this.queue.length && this.draining === 0) {
+      // Nothing is waiting ahead of these bytes: they go now, and no entry is kept for them.
+      const offset = this.position;
+      if (result.length > 0) await this.sink.write(result);
+      this.position += result.length;
+      done?.(offset, undefined);
+      return;
+    }
     const promise = Promise.resolve(result);
     promise.catch(() => undefined); // observed when drained; keep it from being reported as unhandled meanwhile
     this.queue.push({ result: promise, done, block });
@@ -71,18 +83,31 @@ export class OrderedOutput {
   }
 
   async flush(): Promise<void> {
-    while (this.queue.length > 0) await this.drainOne();
+    while (this.head < this.queue.length) await this.drainOne();
   }
 
   private async drainOne(): Promise<void> {
-    const next = this.queue.shift()!;
+    const next = this.queue[this.head]!;
+    this.queue[this.head++] = undefined;
+    if (this.head === this.queue.length) {
+      this.queue = [];
+      this.head = 0;
+    } else if (this.head >= 1024 && this.head * 2 >= this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
     if (next.block) this.blocks--;
-    const value = await next.result;
-    const block = value instanceof Uint8Array ? undefined : value;
-    const bytes = block ? block.bytes : (value as Uint8Array);
-    const offset = this.position;
-    if (bytes.length > 0) await this.sink.write(bytes);
-    this.position += bytes.length;
-    next.done?.(offset, block);
+    this.draining++;
+    try {
+      const value = await next.result;
+      const block = value instanceof Uint8Array ? undefined : value;
+      const bytes = block ? block.bytes : (value as Uint8Array);
+      const offset = this.position;
+      if (bytes.length > 0) await this.sink.write(bytes);
+      this.position += bytes.length;
+      next.done?.(offset, block);
+    } finally {
+      this.draining--;
+    }
   }
 }

@@ -106,7 +106,12 @@ export async function walkTree(source: TreeSource, rootPath: SourcePath, options
   const hardLinks = new Map<string, InodeRecord>();
   let totalBytes = 0;
 
-  const makeRecord = async (path: SourcePath, stat: SourceStat, kind: Inode['kind']): Promise<InodeRecord> => {
+  const makeRecord = async (path: SourcePath, full: SourceStat, kind: Inode['kind']): Promise<InodeRecord> => {
+    // What the image needs of the stat, kept per entry (the inode and device numbers served the walk alone).
+    const stat: SourceStat = {
+      mode: full.mode, uid: full.uid, gid: full.gid, size: full.size, mtime: full.mtime, ino: 0, dev: 0, nlink: full.nlink,
+      rdevMajor: full.rdevMajor, rdevMinor: full.rdevMinor,
+    };
     const record: InodeRecord = { kind, stat, path, links: 1 };
     if (kind === 'symlink') record.target = await source.readlink(path);
     records.push(record);
