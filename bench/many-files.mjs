@@ -5,7 +5,8 @@
 //   npm run build && node bench/many-files.mjs [--counts 100000,300000,1000000] [--ops pack,backup,unpack,restore]
 //
 // Trees: `count` files of 20-900 bytes, 250 to a directory, 100 directories to a package, in tmpfs
-// (/dev/shm/sqfs-many/<count>, made once and kept; --keep-trees no, the default, removes them at the end).
+// (/dev/shm/sqfs-many/<count>, made once; removed at the end unless --keep-trees). mksquashfs is stopped
+// after --reference-timeout seconds (default 900): it slows down sharply with the number of files.
 // Each op runs each tool once under GNU time (wall seconds, peak RSS):
 //   pack     sqfs pack --comp zstd --level 3           vs mksquashfs -comp zstd -Xcompression-level 3 -processors 2
 //   backup   sqfs backup (a local store in tmpfs)       vs the same mksquashfs
@@ -25,6 +26,7 @@ const { values: opt } = parseArgs({
     counts: { type: 'string', default: '100000,300000' },
     ops: { type: 'string', default: 'pack,backup,unpack,restore' },
     'keep-trees': { type: 'boolean', default: false },
+    'reference-timeout': { type: 'string', default: '900' },
     'no-record': { type: 'boolean', default: false },
   },
 });
@@ -59,10 +61,19 @@ for d in range((n + 249) // 250):
   return dir;
 }
 
-/** Runs a command under GNU time; its wall seconds and peak RSS in MiB. */
-function timed(argv, env = {}) {
+/**
+ * Runs a command under GNU time; its wall seconds and peak RSS in MiB. With `timeoutS`, a command
+ * still running then is killed and reported as taking longer (`over`), its RSS unknown.
+ */
+function timed(argv, { env = {}, timeoutS } = {}) {
   const timeFile = join(ROOT, 'time.txt');
-  const r = spawnSync('/usr/bin/time', ['-o', timeFile, '-f', '%e %M', ...argv], { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 1 << 28 });
+  const r = spawnSync('/usr/bin/time', ['-o', timeFile, '-f', '%e %M', ...argv], {
+    encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 1 << 28, timeout: timeoutS ? timeoutS * 1000 : undefined, killSignal: 'SIGKILL',
+  });
+  if (r.error?.code === 'ETIMEDOUT' || (timeoutS && r.signal === 'SIGKILL')) {
+    spawnSync('pkill', ['-KILL', '-f', argv[0] === 'node' ? argv[1] : argv[0]]);
+    return { seconds: timeoutS, mib: Number.NaN, over: true, stdout: '' };
+  }
   if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status}): ${r.stderr.slice(-2000)}`);
   const [wall, kb] = readFileSync(timeFile, 'utf8').trim().split('\n').pop().split(' ').map(Number);
   return { seconds: wall, mib: kb / 1024, stdout: r.stdout };
@@ -78,13 +89,14 @@ for (const count of counts) {
   const refImage = join(work, 'ref.sqfs');
   const mksquashfs = ['mksquashfs', src, refImage, '-comp', 'zstd', '-Xcompression-level', '3', '-processors', '2', '-noappend', '-quiet', '-no-progress'];
   const ref = { pack: null, unpack: null };
+  const referenceTimeout = Number(opt['reference-timeout']);
   let handle;
   for (const op of ops) {
     let ours;
     let theirs;
     if (op === 'pack' || op === 'backup') {
       rmSync(refImage, { force: true });
-      theirs = ref.pack ??= timed(mksquashfs);
+      theirs = ref.pack ??= timed(mksquashfs, { timeoutS: referenceTimeout });
       if (op === 'pack') ours = timed(['node', CLI, 'pack', src, join(work, 'ours.sqfs'), '--comp', 'zstd', '--level', '3', '--processors', '2']);
       else {
         rmSync(join(work, 'store'), { recursive: true, force: true });
@@ -92,17 +104,20 @@ for (const count of counts) {
         handle = JSON.parse(ours.stdout);
       }
     } else {
-      if (!existsSync(refImage)) ref.pack = timed(mksquashfs);
+      if (!ref.pack) ref.pack = timed(mksquashfs, { timeoutS: referenceTimeout });
+      // Both tools unpack mksquashfs's image, or ours where mksquashfs did not finish in time.
+      const input = ref.pack.over ? join(work, 'ours.sqfs') : refImage;
+      if (!existsSync(input)) timed(['node', CLI, 'pack', src, input, '--comp', 'zstd', '--level', '3', '--processors', '2']);
       const unsquashfs = () => {
         rmSync(join(work, 'ref-out'), { recursive: true, force: true });
-        const t = timed(['unsquashfs', '-q', '-n', '-processors', '2', '-d', join(work, 'ref-out'), refImage]);
+        const t = timed(['unsquashfs', '-q', '-n', '-processors', '2', '-d', join(work, 'ref-out'), input]);
         rmSync(join(work, 'ref-out'), { recursive: true, force: true });
         return t;
       };
       theirs = ref.unpack ??= unsquashfs();
       const out = join(work, 'ours-out');
       rmSync(out, { recursive: true, force: true });
-      if (op === 'unpack') ours = timed(['node', CLI, 'unpack', refImage, out]);
+      if (op === 'unpack') ours = timed(['node', CLI, 'unpack', input, out]);
       else {
         if (!handle) {
           rmSync(join(work, 'store'), { recursive: true, force: true });
@@ -115,9 +130,12 @@ for (const count of counts) {
     if (!oursAt.has(op)) oursAt.set(op, { count, seconds: ours.seconds });
     const first = oursAt.get(op);
     const growth = count === first.count ? '1.00' : (ours.seconds / first.seconds).toFixed(2);
-    rows.push([count.toLocaleString('en'), op, ours.seconds.toFixed(2), theirs.seconds.toFixed(2), (ours.seconds / theirs.seconds).toFixed(2),
-      ours.mib.toFixed(0), theirs.mib.toFixed(0), (ours.mib / theirs.mib).toFixed(2), `${growth} (count × ${(count / first.count).toFixed(1)})`]);
-    console.error(`${count} ${op}: ours ${ours.seconds.toFixed(2)} s ${ours.mib.toFixed(0)} MiB, reference ${theirs.seconds.toFixed(2)} s ${theirs.mib.toFixed(0)} MiB`);
+    const over = theirs.over ? '> ' : '';
+    const timeRatio = `${theirs.over ? '< ' : ''}${(ours.seconds / theirs.seconds).toFixed(2)}`;
+    const rss = theirs.over ? ['—', '—'] : [theirs.mib.toFixed(0), (ours.mib / theirs.mib).toFixed(2)];
+    rows.push([count.toLocaleString('en'), op, ours.seconds.toFixed(2), `${over}${theirs.seconds.toFixed(2)}`, timeRatio,
+      ours.mib.toFixed(0), rss[0], rss[1], `${growth} (count × ${(count / first.count).toFixed(1)})`]);
+    console.error(`${count} ${op}: ours ${ours.seconds.toFixed(2)} s ${ours.mib.toFixed(0)} MiB, reference ${over}${theirs.seconds.toFixed(2)} s ${rss[0]} MiB`);
   }
   rmSync(work, { recursive: true, force: true });
   if (!opt['keep-trees']) rmSync(src, { recursive: true, force: true });
@@ -130,8 +148,8 @@ if (!opt['no-record']) {
   const section = [
     `## many files — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`,
     '',
-    `\`node bench/many-files.mjs --counts ${opt.counts} --ops ${opt.ops}\` on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'cpu'}), Node ${process.version};`,
-    'reference: mksquashfs / unsquashfs with -processors 2, zstd level 3; trees and outputs in tmpfs; one run each.',
+    `\`node bench/many-files.mjs --counts ${opt.counts} --ops ${opt.ops} --reference-timeout ${opt['reference-timeout']}\` on ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'cpu'}), Node ${process.version};`,
+    'reference: mksquashfs / unsquashfs with -processors 2, zstd level 3; trees and outputs in tmpfs; one run each. "> N": the reference was stopped after N s (unpack then reads our image).',
     '',
     table,
     '',
