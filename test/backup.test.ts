@@ -219,13 +219,13 @@ describe('concurrency, ranged reads, other sources', () => {
     console.log(`openBackup: one file from a ${backup.size}-byte backup in ${stats.ranges} ranged requests, ${stats.bytes} bytes`);
     expect(stats.ranges).toBeLessThanOrEqual(12);
     expect(stats.bytes).toBeLessThan(200_000);
-    // A large file is read ahead: far fewer requests than its 80 blocks, and not much more than its bytes.
+    // A large file is read ahead: far fewer requests than its 80 blocks; what is read past its end is one piece at most (4 MiB).
     const before = { ...stats };
     expect(Buffer.compare(Buffer.from(await image.readFile('/blob-3.bin')), Buffer.from(pseudoRandomBytes(10 << 20, 103)))).toBe(0);
     const ranges = stats.ranges - before.ranges;
     console.log(`openBackup: a 10 MiB file in ${ranges} ranged requests, ${stats.bytes - before.bytes} bytes`);
-    expect(ranges).toBeLessThanOrEqual(12);
-    expect(stats.bytes - before.bytes).toBeLessThan(12 << 20);
+    expect(ranges).toBeLessThanOrEqual(16);
+    expect(stats.bytes - before.bytes).toBeLessThanOrEqual((10 << 20) + (4 << 20) + 65536);
   });
 
   it('backs up a memfs tree (the fs option) with gzip, and excludes by pattern', async () => {

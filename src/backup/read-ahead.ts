@@ -1,7 +1,7 @@
 import type { RandomAccessSource } from '../squashfs/reader/types.js';
 
 export interface ReadAheadOptions {
-  /** The most a sequential reader is read ahead, in bytes (default 8 MiB). */
+  /** The most a sequential reader is read ahead, in bytes (default 4 MiB). */
   maxAhead?: number;
   /** Pieces kept (default 4). */
   pieces?: number;
@@ -25,7 +25,7 @@ const FIRST_AHEAD = 256 * 1024;
  * into the second half of the newest piece starts fetching the one after.
  */
 export function readAheadSource(source: RandomAccessSource, options: ReadAheadOptions = {}): RandomAccessSource {
-  const maxAhead = options.maxAhead ?? 8 * 1024 * 1024;
+  const maxAhead = options.maxAhead ?? 4 * 1024 * 1024;
   const most = options.pieces ?? 4;
   const pieces: Piece[] = [];
   let expected = -1;
