@@ -184,9 +184,15 @@ function finalError(target: RequestTarget, error: unknown, tries: number, transi
     if (!suffix) return error;
     return new StoreError(`${error.message}${suffix}`, { ...error.details }, error);
   }
+  return new StoreError(`${describeTarget(target)}: ${networkMessage(error)}${suffix}`, { ...target, retryable: transient }, error);
+}
+
+/** An error's message with its cause's: fetch's "fetch failed" says little, its cause ("other side closed", ECONNRESET) says what broke. */
+export function networkMessage(error: unknown): string {
   const message = (error as Error)?.message ?? String(error);
-  const cause = (error as { cause?: { message?: string } })?.cause?.message;
-  return new StoreError(`${describeTarget(target)}: ${message}${cause && cause !== message ? ` (${cause})` : ''}${suffix}`, { ...target, retryable: transient }, error);
+  const cause = (error as { cause?: { message?: string; code?: string } })?.cause;
+  const detail = cause?.message ?? cause?.code;
+  return detail && detail !== message ? `${message} (${detail})` : message;
 }
 
 /** Waits `ms`, or rejects with the signal's reason when it fires first. */

@@ -1,6 +1,6 @@
 import { AwsClient } from 'aws4fetch';
 import { BackupError } from '../errors.js';
-import { describeTarget, requestPolicy, resumableStream, retryAfterMs, type RequestContext, type RequestPolicy, type RequestPolicyOptions, type RequestTarget } from './policy.js';
+import { describeTarget, networkMessage, requestPolicy, resumableStream, retryAfterMs, type RequestContext, type RequestPolicy, type RequestPolicyOptions, type RequestTarget } from './policy.js';
 import { isRetryableStatus, MAX_PARTS, StoreError, type CompletedPart, type ObjectInfo, type ObjectStore } from './store.js';
 import { escapeXml, xmlElements, xmlValue } from './xml.js';
 
@@ -379,14 +379,6 @@ interface Send {
 /** Answers whose body nobody reads are drained, so the connection goes back to the pool. */
 async function drain(response: Response): Promise<void> {
   await response.body?.cancel();
-}
-
-/** fetch's "fetch failed" says little; its cause ("other side closed", ECONNRESET) says what broke. */
-function networkMessage(error: unknown): string {
-  const message = (error as Error)?.message ?? String(error);
-  const cause = (error as { cause?: { message?: string; code?: string } })?.cause;
-  const detail = cause?.message ?? cause?.code;
-  return detail && detail !== message ? `${message} (${detail})` : message;
 }
 
 export type { CompletedPart };
