@@ -49,6 +49,8 @@ export class DataWriter {
   /** Files closed once the blocks read from their descriptors elsewhere are done. */
   private readonly closing: Promise<void>[] = [];
   private readonly turns = new EventLoopTurns();
+  private slab = new Uint8Array(0);
+  private slabUsed = 0;
 
   constructor(
     private readonly source: TreeSource,
@@ -205,7 +207,7 @@ export class DataWriter {
     const size = record.stat.size;
     const file = await this.source.open(record.path);
     try {
-      const buffer = new Uint8Array(size + 1);
+      const buffer = this.smallBuffer(size + 1);
       let filled = 0;
       while (filled < size) {
         const n = await file.read(buffer.subarray(filled), filled);
@@ -219,6 +221,21 @@ export class DataWriter {
     } finally {
       await file.close();
     }
+  }
+
+  /**
+   * Room for one small file's bytes: a piece of a shared slab, not a buffer
+   * of its own, so a tree of many small files does not leave a backing
+   * store per file for the GC to find (the bytes are copied on: into the
+   * fragment block, or by the compressor).
+   */
+  private smallBuffer(length: number): Uint8Array {
+    if (this.slabUsed + length > this.slab.length) {
+      this.slab = new Uint8Array(Math.max(SLAB_BYTES, length));
+      this.slabUsed = 0;
+    }
+    this.slabUsed += length;
+    return this.slab.subarray(this.slabUsed - length, this.slabUsed);
   }
 
   /** Flushes the last fragment block; every layout is final once the output is flushed. */
@@ -315,6 +332,9 @@ export class DataWriter {
     return new SquashfsError('SOURCE_CHANGED', `${path} changed while it was packed: ${why}`, { path });
   }
 }
+
+/** Small files are read into slabs of this size. */
+const SLAB_BYTES = 1 << 20;
 
 /** The block list of every file with no whole block (most files): one shared empty array, not one each. */
 const NO_BLOCKS = new Uint32Array(0);
