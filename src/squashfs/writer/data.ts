@@ -2,7 +2,7 @@ import { SquashfsError, throwIfAborted } from '../../errors.js';
 import { toHex, type HashFactory, type Hasher } from '../../hash.js';
 import { sourceError } from '../../source/fs-source.js';
 import { displayPath } from '../../source/paths.js';
-import type { SourceFile, TreeSource } from '../../source/source.js';
+import type { SourceFile, SourcePath, TreeSource } from '../../source/source.js';
 import { isAllZero } from '../bytes.js';
 import { NO_INDEX } from '../constants.js';
 import type { FragmentEntry } from '../fragment-table.js';
@@ -13,6 +13,8 @@ import type { FileLayout, InodeRecord } from './tree.js';
 export type FragmentMode = 'default' | 'never' | 'always';
 
 export interface DataWriterOptions {
+  /** A file's path in the source (records keep no path of their own). */
+  pathOf: (record: InodeRecord) => SourcePath;
   blockSize: number;
   fragments: FragmentMode;
   /** Store identical files once (default true). */
@@ -138,7 +140,7 @@ export class DataWriter {
   /** A file of more than one block, streamed; hashed first when another file has its size. */
   private async writeLarge(record: InodeRecord): Promise<void> {
     const size = record.stat.size;
-    const file = await this.source.open(record.path);
+    const file = await this.source.open(this.options.pathOf(record));
     const elsewhere: Promise<unknown>[] = [];
     try {
       const readAt: ReadAt = (position, length) => this.readExactly(file, record, position, length);
@@ -184,7 +186,7 @@ export class DataWriter {
     const fd = file.fd;
     return (position, length) => {
       const block = storeFileBlock(fd, position, length).catch((error: unknown) => {
-        if (!(error instanceof SquashfsError)) throw sourceError(error, record.path, 'read');
+        if (!(error instanceof SquashfsError)) throw sourceError(error, this.options.pathOf(record), 'read');
         throw error.code === 'SOURCE_CHANGED' ? this.changed(record, `${error.message}, ${record.stat.size} were expected`) : error;
       });
       started.push(block);
@@ -205,7 +207,7 @@ export class DataWriter {
    */
   private async readWhole(record: InodeRecord): Promise<Uint8Array> {
     const size = record.stat.size;
-    const file = await this.source.open(record.path);
+    const file = await this.source.open(this.options.pathOf(record));
     try {
       const buffer = this.smallBuffer(size + 1);
       let filled = 0;
@@ -328,7 +330,7 @@ export class DataWriter {
   }
 
   private changed(record: InodeRecord, why: string): SquashfsError {
-    const path = displayPath(record.path);
+    const path = displayPath(this.options.pathOf(record));
     return new SquashfsError('SOURCE_CHANGED', `${path} changed while it was packed: ${why}`, { path });
   }
 }

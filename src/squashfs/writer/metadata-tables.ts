@@ -6,6 +6,7 @@ import { BASIC_TYPE, encodeDevice, type Inode, type InodeHeader } from '../inode
 import { type BlockCompressor, MetadataWriter, toReference } from '../metadata.js';
 import type { XattrTableBuilder } from '../xattr-table.js';
 import { displayPath } from '../../source/paths.js';
+import type { SourcePath } from '../../source/source.js';
 import type { InodeRecord, TreeNode } from './tree.js';
 
 export interface MetadataTablesOptions {
@@ -14,6 +15,8 @@ export interface MetadataTablesOptions {
   xattrs: XattrTableBuilder;
   /** Every owner becomes 0:0. */
   allRoot: boolean;
+  /** A record's path in the source, for messages. */
+  pathOf: (record: InodeRecord) => SourcePath;
 }
 
 export interface MetadataTables {
@@ -58,7 +61,7 @@ export function writeMetadataTables(root: TreeNode, options: MetadataTablesOptio
   for (const { node, parent } of order) {
     const record = node.record;
     const header = headerOf(record, options);
-    const xattrIndex = record.xattrs ? options.xattrs.add(record.xattrs, displayPath(record.path)) ?? NO_INDEX : NO_INDEX;
+    const xattrIndex = record.xattrs ? options.xattrs.add(record.xattrs, displayPath(options.pathOf(record))) ?? NO_INDEX : NO_INDEX;
     let inode: Inode;
     if (node.children) {
       const entries: DirectoryEntry[] = node.children.map((child) => ({

@@ -26,8 +26,13 @@ export interface FileLayout {
 export interface InodeRecord {
   kind: Inode['kind'];
   stat: SourceStat;
-  /** The first path it was found under. */
-  path: SourcePath;
+  /**
+   * Where it was first found: its directory's record and its name there
+   * (the root has neither, and `pathOf` gives the walk's root path). No
+   * path string is kept per entry; `pathOf` makes one when it is needed.
+   */
+  parent?: InodeRecord;
+  name: Uint8Array;
   /** Names it has in the image (its nlink, for non-directories). */
   links: number;
   xattrs?: readonly Xattr[];
@@ -50,6 +55,8 @@ export interface TreeNode {
 
 export interface WalkedTree {
   root: TreeNode;
+  /** A record's path (its first), made from its parents' names. */
+  pathOf(record: InodeRecord): SourcePath;
   /** Every inode once, directories included, in walk order. */
   records: InodeRecord[];
   /** Regular files in walk order (each inode once). */
@@ -106,13 +113,13 @@ export async function walkTree(source: TreeSource, rootPath: SourcePath, options
   const hardLinks = new Map<string, InodeRecord>();
   let totalBytes = 0;
 
-  const makeRecord = async (path: SourcePath, full: SourceStat, kind: Inode['kind']): Promise<InodeRecord> => {
+  const makeRecord = async (parent: InodeRecord | undefined, name: Uint8Array, path: SourcePath, full: SourceStat, kind: Inode['kind']): Promise<InodeRecord> => {
     // What the image needs of the stat, kept per entry (the inode and device numbers served the walk alone).
     const stat: SourceStat = {
       mode: full.mode, uid: full.uid, gid: full.gid, size: full.size, mtime: full.mtime, ino: 0, dev: 0, nlink: full.nlink,
       rdevMajor: full.rdevMajor, rdevMinor: full.rdevMinor,
     };
-    const record: InodeRecord = { kind, stat, path, links: 1 };
+    const record: InodeRecord = { kind, stat, parent, name, links: 1 };
     if (kind === 'symlink') record.target = await source.readlink(path);
     records.push(record);
     if (kind === 'file') {
@@ -125,6 +132,7 @@ export async function walkTree(source: TreeSource, rootPath: SourcePath, options
   };
 
   const walkDirectory = async (node: TreeNode, path: SourcePath, relative: string): Promise<void> => {
+    const parent = node.record;
     throwIfAborted(options.signal);
     const names = (await source.readdir(path)).sort(compareBytes);
     const children: TreeNode[] = [];
@@ -144,9 +152,9 @@ export async function walkTree(source: TreeSource, rootPath: SourcePath, options
         const key = `${stat.dev}:${stat.ino}`;
         record = hardLinks.get(key);
         if (record) record.links++;
-        else hardLinks.set(key, (record = await makeRecord(childPath, stat, kind)));
+        else hardLinks.set(key, (record = await makeRecord(parent, name, childPath, stat, kind)));
       } else {
-        record = await makeRecord(childPath, stat, kind);
+        record = await makeRecord(parent, name, childPath, stat, kind);
       }
       const child: TreeNode = { name, record };
       children.push(child);
@@ -155,9 +163,10 @@ export async function walkTree(source: TreeSource, rootPath: SourcePath, options
     node.children = children;
   };
 
-  const root: TreeNode = { name: new Uint8Array(0), record: await makeRecord(rootPath, rootStat, 'directory') };
+  const rootName = new Uint8Array(0);
+  const root: TreeNode = { name: rootName, record: await makeRecord(undefined, rootName, rootPath, rootStat, 'directory') };
   await walkDirectory(root, rootPath, '');
-  return { root, records, files, totalBytes, sizeCounts };
+  return { root, records, files, totalBytes, sizeCounts, pathOf: pathMaker(root.record, rootPath) };
 }
 
 /**
@@ -166,9 +175,27 @@ export async function walkTree(source: TreeSource, rootPath: SourcePath, options
  * that is slow to start (Node's one getfattr run over the tree) overlaps
  * the walk and the data instead of holding them up.
  */
-export async function attachXattrs(records: InodeRecord[], lookup: (path: SourcePath) => Promise<readonly Xattr[] | undefined>): Promise<void> {
-  for (const record of records) {
-    const xattrs = await lookup(record.path);
+export async function attachXattrs(tree: WalkedTree, lookup: (path: SourcePath) => Promise<readonly Xattr[] | undefined>): Promise<void> {
+  for (const record of tree.records) {
+    const xattrs = await lookup(tree.pathOf(record));
     if (xattrs && xattrs.length > 0) record.xattrs = xattrs;
   }
+}
+
+/**
+ * Paths from parents and names. Records are asked for in walk order, so
+ * the last directory's path is kept: a file's path is one join.
+ */
+function pathMaker(root: InodeRecord, rootPath: SourcePath): (record: InodeRecord) => SourcePath {
+  let lastDirectory: InodeRecord | undefined;
+  let lastPath: SourcePath = rootPath;
+  const directoryPath = (directory: InodeRecord): SourcePath => {
+    if (directory === root) return rootPath;
+    if (directory === lastDirectory) return lastPath;
+    const path = joinPath(directoryPath(directory.parent!), directory.name);
+    lastDirectory = directory;
+    lastPath = path;
+    return path;
+  };
+  return (record) => (record === root ? rootPath : joinPath(directoryPath(record.parent!), record.name));
 }

@@ -157,6 +157,7 @@ export async function writeImage(source: TreeSource, root: SourcePath, sink: Ima
   }
 
   const data = new DataWriter(source, out, {
+    pathOf: tree.pathOf,
     blockSize,
     fragments,
     dedupe,
@@ -181,11 +182,11 @@ export async function writeImage(source: TreeSource, root: SourcePath, sink: Ima
   progress.phase = 'tables';
   report();
   const lookupXattrs = options.xattrs ?? source.xattrs?.bind(source);
-  if (lookupXattrs) await attachXattrs(tree.records, lookupXattrs);
+  if (lookupXattrs) await attachXattrs(tree, lookupXattrs);
 
   const ids = new IdTable();
   const xattrs = new XattrTableBuilder();
-  const tables = writeMetadataTables(tree.root, { compress, ids, xattrs, allRoot: options.allRoot ?? false });
+  const tables = writeMetadataTables(tree.root, { compress, ids, xattrs, allRoot: options.allRoot ?? false, pathOf: tree.pathOf });
 
   let position = out.position;
   const emit = async (chunks: readonly Uint8Array[]) => {
