@@ -35,7 +35,7 @@ export interface WebRestoreOptions {
   dir?: string;
   codecs?: CodecRegistry;
   createHash?: HashFactory;
-  /** Ranged GETs at once and their size (default 4 × 4 MiB): the download's memory bound. */
+  /** Ranged GETs at once and their size (default 4 of 4 MiB): memory stays within twice their product, plus two kept. */
   download?: DownloadOptions;
   signal?: AbortSignal;
   onWarning?: (message: string) => void;

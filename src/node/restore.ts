@@ -20,7 +20,7 @@ export interface RestoreBackupOptions {
   store?: ObjectStore;
   /** Where to restore (absolute; default the directory that was backed up). Its contents are replaced. */
   dir?: string;
-  /** Ranged GETs at once and their size (default 8 × 8 MiB): the download's memory bound. */
+  /** Ranged GETs at once and their size (default 8 of 2 MiB): memory stays within twice their product. */
   download?: DownloadOptions;
   signal?: AbortSignal;
   /** `bytes` downloaded (phase 'download') or written out (phase 'extract') of the image's `total`. */
