@@ -139,7 +139,8 @@ export async function walkTree(source: TreeSource, rootPath: SourcePath, options
     for (const name of names) {
       checkName(name, path);
       const childPath = joinPath(path, name);
-      const childRelative = relative === '' ? decodeUtf8Lossy(name) : `${relative}/${decodeUtf8Lossy(name)}`;
+      // The relative path is for the exclude filter alone: without one, no string per entry.
+      const childRelative = !options.exclude ? '' : relative === '' ? decodeUtf8Lossy(name) : `${relative}/${decodeUtf8Lossy(name)}`;
       const stat = await source.lstat(childPath);
       const kind = kindOf(stat.mode);
       if (kind === undefined) {
