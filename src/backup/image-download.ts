@@ -2,7 +2,7 @@ import { BackupError, SquashfsError } from '../errors.js';
 import type { HashFactory } from '../hash.js';
 import { decodeSuperblock, SUPERBLOCK_SIZE } from '../squashfs/superblock.js';
 import { RangeDownload, type DownloadedRange, type DownloadOptions } from '../uploader/download.js';
-import { StoreError, type ObjectStore } from '../uploader/store.js';
+import type { ObjectStore } from '../uploader/store.js';
 import { checkIntegrity, SuperblockLastHasher, type DirectoryBackup } from './handle.js';
 import { checkStored } from './manage.js';
 
@@ -56,13 +56,9 @@ export class ImageDownload {
 
   private static async fetch(backup: DirectoryBackup, store: ObjectStore, createHash: HashFactory, options: DownloadOptions, signal?: AbortSignal): Promise<ImageDownload> {
     const { key, size } = backup;
-    const fail = (message: string, cause?: unknown) => {
-      if (cause instanceof BackupError) return cause;
-      return new BackupError('BACKUP_RESTORE_ERROR', `download of ${store.location}/${key} failed: ${message}`, { key, cause });
-    };
     if (size < SUPERBLOCK_SIZE) throw new BackupError('BACKUP_INTEGRITY_ERROR', `backup ${backup.id}: ${size} bytes cannot hold an image`, { key });
     const head = await store.getRange(key, 0, Math.min(size, HEAD_BYTES), signal).catch((cause: unknown) => {
-      throw fail((cause as Error).message, cause);
+      throw downloadFailed(store, key, cause);
     });
     let tablesStart = Number.NaN;
     try {
@@ -80,7 +76,7 @@ export class ImageDownload {
       return new ImageDownload(backup, store, head, tablesStart, tables, ranges, createHash);
     } catch (cause) {
       ranges.close();
-      throw fail((cause as Error).message, cause);
+      throw downloadFailed(store, key, cause);
     }
   }
 
@@ -90,9 +86,7 @@ export class ImageDownload {
     try {
       range = await this.ranges.next();
     } catch (cause) {
-      if (cause instanceof BackupError || (cause instanceof SquashfsError && cause.code === 'ABORTED')) throw cause;
-      const message = cause instanceof StoreError ? cause.message : `${(cause as Error)?.message ?? cause}`;
-      throw new BackupError('BACKUP_RESTORE_ERROR', `download of ${this.store.location}/${this.backup.key} failed: ${message}`, { key: this.backup.key, cause });
+      throw downloadFailed(this.store, this.backup.key, cause);
     }
     if (!range) return undefined;
     this.hasher.update(range.bytes);
@@ -121,4 +115,10 @@ export class ImageDownload {
     if (offset >= this.tablesStart) return this.tables.slice(offset - this.tablesStart, offset - this.tablesStart + length);
     return undefined;
   }
+}
+
+/** A download's failure as the restore reports it: BACKUP_RESTORE_ERROR naming the object (backup errors and aborts as they are). */
+function downloadFailed(store: ObjectStore, key: string, cause: unknown): unknown {
+  if (cause instanceof BackupError || (cause instanceof SquashfsError && cause.code === 'ABORTED')) return cause;
+  return new BackupError('BACKUP_RESTORE_ERROR', `download of ${store.location}/${key} failed: ${(cause as Error)?.message ?? String(cause)}`, { key, cause });
 }

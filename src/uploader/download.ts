@@ -11,7 +11,7 @@ export interface DownloadOptions {
   rangeSize?: number;
 }
 
-export const DEFAULT_DOWNLOAD = { concurrency: 8, rangeSize: 2 * 1024 * 1024 } as const;
+const DEFAULT_DOWNLOAD = { concurrency: 8, rangeSize: 2 * 1024 * 1024 } as const;
 
 /** Checks download options; throws a TypeError naming the bad one. */
 export function downloadSettings(options: DownloadOptions = {}): Required<DownloadOptions> {
