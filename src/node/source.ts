@@ -13,8 +13,9 @@ const wrap = <T>(path: SourcePath, doing: string, fn: () => T): Promise<T> => {
 };
 
 /**
- * A directory's names as views on one buffer: the writer keeps every name
- * to the end, and a buffer of its own per name would cost more than the name.
+ * A directory's names as views on one buffer: the writer copies them into
+ * its own table, and a buffer per name (a backing store each, freed only by
+ * a full GC) would cost more than the name.
  */
 function sharedNames(names: Buffer[]): Uint8Array[] {
   let total = 0;

@@ -6,15 +6,16 @@ import type { SourceFile, SourcePath, TreeSource } from '../../source/source.js'
 import { isAllZero } from '../bytes.js';
 import { NO_INDEX } from '../constants.js';
 import type { FragmentEntry } from '../fragment-table.js';
+import { DigestIndex } from './digest-index.js';
+import type { EntryTable } from './entries.js';
 import type { OrderedOutput, StoredBlock } from './output.js';
-import type { FileLayout, InodeRecord } from './tree.js';
 
 /** How file tails are packed: mksquashfs's default, `-no-fragments`, `-always-use-fragments`. */
 export type FragmentMode = 'default' | 'never' | 'always';
 
 export interface DataWriterOptions {
-  /** A file's path in the source (records keep no path of their own). */
-  pathOf: (record: InodeRecord) => SourcePath;
+  /** A file's path in the source (entries keep no path of their own). */
+  pathOf: (entry: number) => SourcePath;
   blockSize: number;
   fragments: FragmentMode;
   /** Store identical files once (default true). */
@@ -40,14 +41,60 @@ type ReadAt = (position: number, length: number) => Promise<Uint8Array>;
 type StoreAt = (position: number, length: number) => Promise<StoredBlock>;
 
 /**
+ * Where each regular file's data ended up, as columns by entry (see
+ * EntryTable). Duplicates name the file whose data they share.
+ */
+export class FileLayouts {
+  /** The file whose stored data this file's inode names: itself, or an earlier file with the same contents. */
+  readonly dataOf: Uint32Array;
+  readonly blocksStart: Float64Array;
+  /** Where the file's block size words begin in `words`. */
+  readonly firstWord: Uint32Array;
+  readonly fragment: Uint32Array;
+  readonly fragmentOffset: Uint32Array;
+  /** Bytes stored as holes, for the files that have any. */
+  readonly sparse = new Map<number, number>();
+  /** Every file's block size words, one after another (room for every block of every file). */
+  readonly words: Uint32Array;
+
+  constructor(private readonly entries: EntryTable, files: Uint32Array, private readonly blockSize: number) {
+    const count = entries.count;
+    this.dataOf = new Uint32Array(count);
+    this.blocksStart = new Float64Array(count);
+    this.firstWord = new Uint32Array(count);
+    this.fragment = new Uint32Array(count).fill(NO_INDEX);
+    this.fragmentOffset = new Uint32Array(count);
+    let blocks = 0;
+    for (const file of files) {
+      this.dataOf[file] = file;
+      blocks += Math.ceil(entries.size[file]! / blockSize);
+    }
+    this.words = new Uint32Array(blocks);
+  }
+
+  /** A file's block size words (0 for a hole). */
+  blockSizes(file: number): Uint32Array {
+    const data = this.dataOf[file]!;
+    const size = this.entries.size[data]!;
+    const count = this.fragment[data] === NO_INDEX ? Math.ceil(size / this.blockSize) : Math.floor(size / this.blockSize);
+    if (count === 0) return NO_BLOCKS;
+    return this.words.subarray(this.firstWord[data], this.firstWord[data]! + count);
+  }
+}
+
+/**
  * The data phase: writes each regular file's blocks (holes for all-zero
  * blocks) and packs tails into fragment blocks, recording every layout.
  */
 export class DataWriter {
   readonly fragments: FragmentEntry[] = [];
+  readonly layouts: FileLayouts;
   private fragment: Uint8Array;
   private fragmentFill = 0;
-  private readonly seen = new Map<string, FileLayout>();
+  private wordsUsed = 0;
+  /** Files whose first block will land wherever the next thing queued does (see `queueStarts`). */
+  private startsWaiting: number[] = [];
+  private readonly seen = new DigestIndex();
   /** Files closed once the blocks read from their descriptors elsewhere are done. */
   private readonly closing: Promise<void>[] = [];
   private readonly turns = new EventLoopTurns();
@@ -56,9 +103,12 @@ export class DataWriter {
 
   constructor(
     private readonly source: TreeSource,
+    private readonly entries: EntryTable,
+    files: Uint32Array,
     private readonly out: OrderedOutput,
     private readonly options: DataWriterOptions,
   ) {
+    this.layouts = new FileLayouts(entries, files, options.blockSize);
     this.fragment = this.newFragment();
   }
 
@@ -70,15 +120,13 @@ export class DataWriter {
    * Writes every file's data in order. Files of at most one block are read
    * whole, several ahead of the one being written (bounded by `readAhead`
    * files and bytes), so small files do not wait on each other's I/O.
+   * Reads may complete at once (synchronous sources), so the loop lets the
+   * event loop in every few milliseconds: an upload of what it wrote, or
+   * the replies of the compression workers, must not wait for the whole tree.
    */
-  /**
-   * Writes every file's data in order, reading small files ahead. Reads
-   * may complete at once (synchronous sources), so the loop lets the event
-   * loop in every few milliseconds: an upload of what it wrote, or the
-   * replies of the compression workers, must not wait for the whole tree.
-   */
-  async writeFiles(files: readonly InodeRecord[], onFile?: (record: InodeRecord) => void): Promise<void> {
+  async writeFiles(files: Uint32Array, onFile?: () => void): Promise<void> {
     const { blockSize, readAhead = 32 } = this.options;
+    const sizes = this.entries.size;
     const maxAheadBytes = Math.max(readAhead * blockSize / 4, 4 * blockSize);
     const ahead = new Map<number, Promise<Uint8Array>>();
     let aheadBytes = 0;
@@ -86,7 +134,7 @@ export class DataWriter {
     for (let i = 0; i < files.length; i++) {
       await this.turns.pause();
       while (next < files.length && ahead.size < readAhead && aheadBytes < maxAheadBytes) {
-        const size = files[next]!.stat.size;
+        const size = sizes[files[next]!]!;
         if (size > 0 && size <= blockSize) {
           const read = this.readWhole(files[next]!);
           read.catch(() => undefined); // rethrown in order, when its turn comes
@@ -95,58 +143,58 @@ export class DataWriter {
         }
         next++;
       }
-      const record = files[i]!;
+      const file = files[i]!;
       const read = ahead.get(i);
       if (read) {
         ahead.delete(i);
-        aheadBytes -= record.stat.size;
-        await this.writeSmall(record, await read);
+        aheadBytes -= sizes[file]!;
+        await this.writeSmall(file, await read);
       } else {
-        await this.writeFile(record);
+        await this.writeFile(file);
       }
-      onFile?.(record);
+      onFile?.();
     }
   }
 
   /** Writes one file's data, reading it now. */
-  async writeFile(record: InodeRecord): Promise<void> {
+  async writeFile(file: number): Promise<void> {
     throwIfAborted(this.options.signal);
-    const size = record.stat.size;
-    if (size === 0) {
-      record.layout = { blocksStart: 0, blockSizes: NO_BLOCKS, fragmentIndex: NO_INDEX, fragmentOffset: 0, sparse: 0 };
-    } else if (size <= this.options.blockSize) {
-      await this.writeSmall(record, await this.readWhole(record));
-    } else {
-      await this.writeLarge(record);
-    }
+    const size = this.entries.size[file]!;
+    if (size === 0) return; // no blocks, no fragment: the layout's defaults
+    if (size <= this.options.blockSize) await this.writeSmall(file, await this.readWhole(file));
+    else await this.writeLarge(file);
   }
 
   /** A file of at most one block, already in memory. */
-  private async writeSmall(record: InodeRecord, bytes: Uint8Array): Promise<void> {
+  private async writeSmall(file: number, bytes: Uint8Array): Promise<void> {
     throwIfAborted(this.options.signal);
     const fromMemory: ReadAt = async (p, n) => bytes.subarray(p, p + n);
-    if (!this.isCandidate(record)) {
-      record.layout = await this.writeData(record, fromMemory);
+    if (!this.isCandidate(file)) {
+      await this.writeData(file, fromMemory);
       return;
     }
     const hasher = this.options.createHash();
     hasher.update(bytes);
-    const key = dedupeKey(bytes.length, hasher.digest());
-    const earlier = this.seen.get(key);
-    if (earlier) record.layout = earlier;
-    else this.seen.set(key, (record.layout = await this.writeData(record, fromMemory)));
+    const digest = hasher.digest();
+    const earlier = this.seen.get(bytes.length, digest);
+    if (earlier !== undefined) {
+      this.layouts.dataOf[file] = earlier;
+    } else {
+      this.seen.set(bytes.length, digest, file);
+      await this.writeData(file, fromMemory);
+    }
   }
 
   /** A file of more than one block, streamed; hashed first when another file has its size. */
-  private async writeLarge(record: InodeRecord): Promise<void> {
-    const size = record.stat.size;
-    const file = await this.source.open(this.options.pathOf(record));
+  private async writeLarge(entry: number): Promise<void> {
+    const size = this.entries.size[entry]!;
+    const file = await this.source.open(this.options.pathOf(entry));
     const elsewhere: Promise<unknown>[] = [];
     try {
-      const readAt: ReadAt = (position, length) => this.readExactly(file, record, position, length);
-      if (!this.isCandidate(record)) {
-        record.layout = await this.writeData(record, readAt, undefined, this.storeAt(file, record, elsewhere));
-        await this.expectEnd(file, record);
+      const readAt: ReadAt = (position, length) => this.readExactly(file, entry, position, length);
+      if (!this.isCandidate(entry)) {
+        await this.writeData(entry, readAt, undefined, this.storeAt(file, entry, elsewhere));
+        await this.expectEnd(file, entry);
         return;
       }
       const hasher = this.options.createHash();
@@ -154,19 +202,17 @@ export class DataWriter {
         await this.turns.pause();
         hasher.update(await readAt(p, Math.min(this.options.blockSize, size - p)));
       }
-      await this.expectEnd(file, record);
-      const digestBytes = hasher.digest();
-      const digest = toHex(digestBytes);
-      const key = dedupeKey(size, digestBytes);
-      const earlier = this.seen.get(key);
-      if (earlier) {
-        record.layout = earlier;
+      await this.expectEnd(file, entry);
+      const digest = hasher.digest();
+      const earlier = this.seen.get(size, digest);
+      if (earlier !== undefined) {
+        this.layouts.dataOf[entry] = earlier;
         return;
       }
       const check = this.options.createHash();
-      record.layout = await this.writeData(record, readAt, check);
-      if (toHex(check.digest()) !== digest) throw this.changed(record, 'its contents changed between two reads');
-      this.seen.set(key, record.layout);
+      await this.writeData(entry, readAt, check);
+      if (toHex(check.digest()) !== toHex(digest)) throw this.changed(entry, 'its contents changed between two reads');
+      this.seen.set(size, digest, entry);
     } finally {
       if (elsewhere.length === 0) {
         await file.close();
@@ -180,14 +226,14 @@ export class DataWriter {
   }
 
   /** Blocks of this file read and stored through its descriptor elsewhere, when the options allow it. */
-  private storeAt(file: SourceFile, record: InodeRecord, started: Promise<unknown>[]): StoreAt | undefined {
+  private storeAt(file: SourceFile, entry: number, started: Promise<unknown>[]): StoreAt | undefined {
     const { storeFileBlock, onRead } = this.options;
     if (!storeFileBlock || file.fd === undefined) return undefined;
     const fd = file.fd;
     return (position, length) => {
       const block = storeFileBlock(fd, position, length).catch((error: unknown) => {
-        if (!(error instanceof SquashfsError)) throw sourceError(error, this.options.pathOf(record), 'read');
-        throw error.code === 'SOURCE_CHANGED' ? this.changed(record, `${error.message}, ${record.stat.size} were expected`) : error;
+        if (!(error instanceof SquashfsError)) throw sourceError(error, this.options.pathOf(entry), 'read');
+        throw error.code === 'SOURCE_CHANGED' ? this.changed(entry, `${error.message}, ${this.entries.size[entry]} were expected`) : error;
       });
       started.push(block);
       onRead?.(length);
@@ -195,8 +241,8 @@ export class DataWriter {
     };
   }
 
-  private isCandidate(record: InodeRecord): boolean {
-    return this.options.dedupe && (this.options.sizeCounts.get(record.stat.size) ?? 0) > 1;
+  private isCandidate(file: number): boolean {
+    return this.options.dedupe && (this.options.sizeCounts.get(this.entries.size[file]!) ?? 0) > 1;
   }
 
   /**
@@ -205,9 +251,9 @@ export class DataWriter {
    * ended there (a short read only continues the loop while bytes are
    * still missing), so no second read is needed to see the end.
    */
-  private async readWhole(record: InodeRecord): Promise<Uint8Array> {
-    const size = record.stat.size;
-    const file = await this.source.open(this.options.pathOf(record));
+  private async readWhole(entry: number): Promise<Uint8Array> {
+    const size = this.entries.size[entry]!;
+    const file = await this.source.open(this.options.pathOf(entry));
     try {
       const buffer = this.smallBuffer(size + 1);
       let filled = 0;
@@ -215,9 +261,9 @@ export class DataWriter {
         const n = await file.read(buffer.subarray(filled), filled);
         if (n === 0) break;
         filled += n;
-        if (filled > size) throw this.changed(record, `it grew beyond ${size} bytes`);
+        if (filled > size) throw this.changed(entry, `it grew beyond ${size} bytes`);
       }
-      if (filled < size) throw this.changed(record, `it ended at ${filled} bytes, ${size} were expected`);
+      if (filled < size) throw this.changed(entry, `it ended at ${filled} bytes, ${size} were expected`);
       this.options.onRead?.(size);
       return buffer.subarray(0, size);
     } finally {
@@ -243,63 +289,86 @@ export class DataWriter {
   /** Flushes the last fragment block; every layout is final once the output is flushed. */
   async finish(): Promise<void> {
     await this.flushFragment();
+    await this.queueStarts();
     await this.out.flush();
     await Promise.all(this.closing);
   }
 
-  /** `storeAt`, when given, stores the whole blocks (not hashed: only for files that are not dedupe candidates). */
-  private async writeData(record: InodeRecord, readAt: ReadAt, hasher?: Hasher, storeAt?: StoreAt): Promise<FileLayout> {
+  /**
+   * Stores a file's data and sets its layout. `storeAt`, when given, stores
+   * the whole blocks (not hashed: only for files that are not dedupe
+   * candidates). The block words and the start are filled in as the output
+   * places the blocks.
+   */
+  private async writeData(file: number, readAt: ReadAt, hasher?: Hasher, storeAt?: StoreAt): Promise<void> {
     const { blockSize, fragments } = this.options;
-    const size = record.stat.size;
+    const { layouts } = this;
+    const size = this.entries.size[file]!;
     const tail = size % blockSize;
     const useFragment = fragments !== 'never' && tail > 0 && (size < blockSize || fragments === 'always');
     const blockCount = useFragment ? Math.floor(size / blockSize) : Math.ceil(size / blockSize);
-    const layout: FileLayout = {
-      blocksStart: 0,
-      blockSizes: blockCount === 0 ? NO_BLOCKS : new Uint32Array(blockCount),
-      fragmentIndex: NO_INDEX,
-      fragmentOffset: 0,
-      sparse: 0,
-    };
-    await this.out.mark((offset) => (layout.blocksStart = offset));
+    // Room for one more word: an all-zero tail becomes a hole after the blocks.
+    const firstWord = this.wordsUsed;
+    this.wordsUsed += Math.ceil(size / blockSize);
+    layouts.firstWord[file] = firstWord;
+    let sparse = 0;
+    this.startsWaiting.push(file);
     for (let i = 0; i < blockCount; i++) {
       if (i > 0) await this.turns.pause();
       const length = Math.min(blockSize, size - i * blockSize);
+      if (i === 0) await this.queueStarts();
       if (storeAt) {
         await this.out.push(storeAt(i * blockSize, length), (_offset, block) => {
-          if (block!.word === 0) layout.sparse += length; // a hole
-          else layout.blockSizes[i] = block!.word;
+          if (block!.word === 0) layouts.sparse.set(file, (layouts.sparse.get(file) ?? 0) + length); // a hole
+          else layouts.words[firstWord + i] = block!.word;
         });
         continue;
       }
       const data = await readAt(i * blockSize, length);
       hasher?.update(data);
       if (isAllZero(data)) {
-        layout.sparse += length;
+        sparse += length;
         continue; // a hole: size word 0, nothing stored
       }
-      await this.out.push(this.options.store(data), (_offset, block) => (layout.blockSizes[i] = block!.word));
+      await this.out.push(this.options.store(data), (_offset, block) => (layouts.words[firstWord + i] = block!.word));
     }
     if (useFragment) {
       const data = await readAt(blockCount * blockSize, tail);
       hasher?.update(data);
       if (isAllZero(data)) {
-        // Like mksquashfs: an all-zero tail becomes one more hole, not fragment bytes.
-        layout.blockSizes = Uint32Array.from([...layout.blockSizes, 0]);
-        layout.sparse += tail;
-        return layout;
+        // Like mksquashfs: an all-zero tail becomes one more hole (its word stays 0), not fragment bytes.
+        sparse += tail;
+      } else {
+        if (this.fragmentFill + tail > blockSize) await this.flushFragment();
+        layouts.fragment[file] = this.fragments.length;
+        layouts.fragmentOffset[file] = this.fragmentFill;
+        this.fragment.set(data, this.fragmentFill);
+        this.fragmentFill += tail;
       }
-      if (this.fragmentFill + tail > blockSize) await this.flushFragment();
-      layout.fragmentIndex = this.fragments.length;
-      layout.fragmentOffset = this.fragmentFill;
-      this.fragment.set(data, this.fragmentFill);
-      this.fragmentFill += tail;
     }
-    return layout;
+    if (sparse > 0) layouts.sparse.set(file, (layouts.sparse.get(file) ?? 0) + sparse);
+  }
+
+  /**
+   * A file starts where the next block queued after it lands (mksquashfs
+   * gives a file with no whole block the position it would have had). The
+   * files waiting for that position learn it from one mark, queued just
+   * before the next block: a run of small files queues one mark per
+   * fragment block, not one per file for the output to hold.
+   */
+  private async queueStarts(): Promise<void> {
+    if (this.startsWaiting.length === 0) return;
+    const files = this.startsWaiting;
+    this.startsWaiting = [];
+    const { blocksStart } = this.layouts;
+    await this.out.mark((offset) => {
+      for (const file of files) blocksStart[file] = offset;
+    });
   }
 
   private async flushFragment(): Promise<void> {
     if (this.fragmentFill === 0) return;
+    await this.queueStarts();
     const data = this.fragment.subarray(0, this.fragmentFill);
     this.fragment = this.newFragment();
     this.fragmentFill = 0;
@@ -311,26 +380,25 @@ export class DataWriter {
     });
   }
 
-  private async readExactly(file: SourceFile, record: InodeRecord, position: number, length: number): Promise<Uint8Array> {
+  private async readExactly(file: SourceFile, entry: number, position: number, length: number): Promise<Uint8Array> {
     const buffer = this.options.blockBuffer?.(length) ?? new Uint8Array(length);
     let filled = 0;
     while (filled < length) {
       const n = await file.read(buffer.subarray(filled), position + filled);
-      if (n === 0) throw this.changed(record, `it ended at ${position + filled} bytes, ${record.stat.size} were expected`);
+      if (n === 0) throw this.changed(entry, `it ended at ${position + filled} bytes, ${this.entries.size[entry]} were expected`);
       filled += n;
     }
     this.options.onRead?.(length);
     return buffer;
   }
 
-  private async expectEnd(file: SourceFile, record: InodeRecord): Promise<void> {
-    if ((await file.read(new Uint8Array(1), record.stat.size)) !== 0) {
-      throw this.changed(record, `it grew beyond ${record.stat.size} bytes`);
-    }
+  private async expectEnd(file: SourceFile, entry: number): Promise<void> {
+    const size = this.entries.size[entry]!;
+    if ((await file.read(new Uint8Array(1), size)) !== 0) throw this.changed(entry, `it grew beyond ${size} bytes`);
   }
 
-  private changed(record: InodeRecord, why: string): SquashfsError {
-    const path = displayPath(this.options.pathOf(record));
+  private changed(entry: number, why: string): SquashfsError {
+    const path = displayPath(this.options.pathOf(entry));
     return new SquashfsError('SOURCE_CHANGED', `${path} changed while it was packed: ${why}`, { path });
   }
 }
@@ -338,20 +406,8 @@ export class DataWriter {
 /** Small files are read into slabs of this size. */
 const SLAB_BYTES = 1 << 20;
 
-/** The block list of every file with no whole block (most files): one shared empty array, not one each. */
+/** The block list of every file with no whole block (most files): one shared empty array. */
 const NO_BLOCKS = new Uint32Array(0);
-
-/**
- * The key of a file's contents in the dedupe table: its size and the first
- * 16 bytes of its SHA-256, as one flat string of 48 hex digits (a key is
- * kept per distinct file, so it is kept small).
- */
-function dedupeKey(size: number, digest: Uint8Array): string {
-  const bytes = new Uint8Array(24);
-  bytes.set(digest.subarray(0, 16));
-  new DataView(bytes.buffer).setFloat64(16, size, true);
-  return toHex(bytes);
-}
 
 /** The longest the data phase runs without letting the event loop in, in ms. */
 const YIELD_AFTER_MS = 4;

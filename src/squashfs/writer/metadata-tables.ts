@@ -3,11 +3,12 @@ import { writeListing, type DirectoryEntry } from '../directory.js';
 import type { IdTable } from '../id-table.js';
 import { encodeInode } from '../inode/encode.js';
 import { BASIC_TYPE, encodeDevice, type Inode, type InodeHeader } from '../inode/inode.js';
-import { type BlockCompressor, MetadataWriter, toReference } from '../metadata.js';
+import { type BlockCompressor, type MetadataPosition, MetadataWriter } from '../metadata.js';
 import type { XattrTableBuilder } from '../xattr-table.js';
 import { displayPath } from '../../source/paths.js';
 import type { SourcePath } from '../../source/source.js';
-import type { InodeRecord, TreeNode } from './tree.js';
+import type { FileLayouts } from './data.js';
+import { DIRECTORY, type EntryTable, KINDS, NONE } from './entries.js';
 
 export interface MetadataTablesOptions {
   compress: BlockCompressor;
@@ -15,8 +16,8 @@ export interface MetadataTablesOptions {
   xattrs: XattrTableBuilder;
   /** Every owner becomes 0:0. */
   allRoot: boolean;
-  /** A record's path in the source, for messages. */
-  pathOf: (record: InodeRecord) => SourcePath;
+  /** An entry's path in the source, for messages. */
+  pathOf: (entry: number) => SourcePath;
 }
 
 export interface MetadataTables {
@@ -24,8 +25,8 @@ export interface MetadataTables {
   directoryTable: { blocks: Uint8Array[]; size: number };
   rootRef: bigint;
   inodeCount: number;
-  /** Inode references by inode number - 1 (the export table). */
-  exportRefs: bigint[];
+  /** Inode references (block << 16 | offset) by inode number - 1: the export table. */
+  exportRefs: Float64Array;
 }
 
 const U32_MAX = 0xffffffff;
@@ -38,59 +39,74 @@ const EXTENDED = 7;
  * refers to inodes already placed. The root comes last, with the highest
  * number.
  */
-export function writeMetadataTables(root: TreeNode, options: MetadataTablesOptions): MetadataTables {
-  const order: { node: TreeNode; parent: TreeNode | undefined }[] = [];
-  let count = 0;
-  const number = (node: TreeNode, parent: TreeNode | undefined): void => {
-    for (const child of node.children!) if (child.children) number(child, node);
-    for (const child of node.children!) {
-      if (!child.children && child.record.inodeNumber === undefined) {
-        child.record.inodeNumber = ++count;
-        order.push({ node: child, parent: node });
+export function writeMetadataTables(entries: EntryTable, layouts: FileLayouts, options: MetadataTablesOptions): MetadataTables {
+  const count = entries.count;
+  const { kind, firstRow, rowCount, rowInode } = entries;
+  const numbers = new Uint32Array(count);
+  const order = new Uint32Array(count);
+  let numbered = 0;
+  const number = (directory: number): void => {
+    const end = firstRow[directory]! + rowCount[directory]!;
+    for (let row = firstRow[directory]!; row < end; row++) {
+      if (kind[rowInode[row]!] === DIRECTORY) number(rowInode[row]!);
+    }
+    for (let row = firstRow[directory]!; row < end; row++) {
+      const child = rowInode[row]!;
+      if (kind[child] !== DIRECTORY && numbers[child] === 0) {
+        order[numbered] = child;
+        numbers[child] = ++numbered;
       }
     }
-    node.record.inodeNumber = ++count;
-    order.push({ node, parent });
+    order[numbered] = directory;
+    numbers[directory] = ++numbered;
   };
-  number(root, undefined);
+  number(0);
 
   const inodes = new MetadataWriter(options.compress);
   const directories = new MetadataWriter(options.compress);
-  const exportRefs: bigint[] = new Array(count);
+  /** Where each entry's inode is: block << 16 | offset, as stored in references. */
+  const refs = new Float64Array(count);
+  const types = new Uint8Array(count);
+  const exportRefs = new Float64Array(count);
+  const positionOf = (entry: number): MetadataPosition => ({ block: Math.floor(refs[entry]! / 0x10000), offset: refs[entry]! % 0x10000 });
 
-  for (const { node, parent } of order) {
-    const record = node.record;
-    const header = headerOf(record, options);
-    const xattrIndex = record.xattrs ? options.xattrs.add(record.xattrs, displayPath(options.pathOf(record))) ?? NO_INDEX : NO_INDEX;
+  for (const entry of order) {
+    const header = headerOf(entries, entry, numbers[entry]!, options);
+    const xattrs = entries.xattrs.get(entry);
+    const xattrIndex = xattrs ? options.xattrs.add(xattrs, displayPath(options.pathOf(entry))) ?? NO_INDEX : NO_INDEX;
     let inode: Inode;
-    if (node.children) {
-      const entries: DirectoryEntry[] = node.children.map((child) => ({
-        name: child.name,
-        inode: child.record.inodeRef!,
-        inodeNumber: child.record.inodeNumber!,
-        type: child.record.inodeType!,
-      }));
-      const listing = writeListing(directories, entries);
+    if (kind[entry] === DIRECTORY) {
+      const rows: DirectoryEntry[] = [];
+      let subdirectories = 0;
+      const end = firstRow[entry]! + rowCount[entry]!;
+      for (let row = firstRow[entry]!; row < end; row++) {
+        const child = rowInode[row]!;
+        if (kind[child] === DIRECTORY) subdirectories++;
+        rows.push({ name: entries.rowName(row), inode: positionOf(child), inodeNumber: numbers[child]!, type: types[child]! });
+      }
+      const listing = writeListing(directories, rows);
       const fileSize = listing.size + 3;
       const extended = xattrIndex !== NO_INDEX || fileSize > 0xffff || listing.index.length > 0;
+      const parent = entries.parent[entry]!;
       inode = {
         permissions: header.permissions, uidIndex: header.uidIndex, gidIndex: header.gidIndex, mtime: header.mtime, inodeNumber: header.inodeNumber,
         kind: 'directory',
         type: extended ? InodeType.EXT_DIR : InodeType.DIR,
         startBlock: listing.startBlock,
         blockOffset: listing.blockOffset,
-        linkCount: 2 + node.children.filter((c) => c.children).length,
+        linkCount: 2 + subdirectories,
         fileSize,
-        parentInode: parent ? parent.record.inodeNumber! : count + 1,
+        parentInode: parent === NONE ? count + 1 : numbers[parent]!,
         xattrIndex,
         index: listing.index,
       };
     } else {
-      inode = leafInode(record, header, xattrIndex);
+      inode = leafInode(entries, layouts, entry, header, xattrIndex);
     }
-    record.inodeRef = inodes.position;
-    record.inodeType = inode.type;
-    exportRefs[record.inodeNumber! - 1] = toReference(record.inodeRef);
+    const position = inodes.position;
+    refs[entry] = position.block * 0x10000 + position.offset;
+    types[entry] = inode.type;
+    exportRefs[numbers[entry]! - 1] = refs[entry]!;
     inodes.write(encodeInode(inode));
   }
 
@@ -99,61 +115,65 @@ export function writeMetadataTables(root: TreeNode, options: MetadataTablesOptio
   return {
     inodeTable: { blocks: inodeTable.blocks, size: inodeTable.size },
     directoryTable: { blocks: directoryTable.blocks, size: directoryTable.size },
-    rootRef: toReference(root.record.inodeRef!),
+    rootRef: BigInt(refs[0]!),
     inodeCount: count,
     exportRefs,
   };
 }
 
-function headerOf(record: InodeRecord, options: MetadataTablesOptions): Omit<InodeHeader, 'type'> {
-  const { stat } = record;
+function headerOf(entries: EntryTable, entry: number, inodeNumber: number, options: MetadataTablesOptions): Omit<InodeHeader, 'type'> {
   return {
-    permissions: stat.mode & 0o7777,
-    uidIndex: options.ids.indexOf(options.allRoot ? 0 : stat.uid),
-    gidIndex: options.ids.indexOf(options.allRoot ? 0 : stat.gid),
-    mtime: Math.min(Math.max(stat.mtime, 0), U32_MAX),
-    inodeNumber: record.inodeNumber!,
+    permissions: entries.mode[entry]! & 0o7777,
+    uidIndex: options.ids.indexOf(options.allRoot ? 0 : entries.uid[entry]!),
+    gidIndex: options.ids.indexOf(options.allRoot ? 0 : entries.gid[entry]!),
+    mtime: entries.mtime[entry]!,
+    inodeNumber,
   };
 }
 
-function leafInode(record: InodeRecord, header: Omit<InodeHeader, 'type'>, xattrIndex: number): Inode {
+function leafInode(entries: EntryTable, layouts: FileLayouts, entry: number, header: Omit<InodeHeader, 'type'>, xattrIndex: number): Inode {
   const hasXattrs = xattrIndex !== NO_INDEX;
-  const basic = BASIC_TYPE[record.kind];
-  const linkCount = record.links;
-  switch (record.kind) {
+  const kind = KINDS[entries.kind[entry]!]!;
+  const basic = BASIC_TYPE[kind];
+  const linkCount = entries.links[entry]!;
+  switch (kind) {
     case 'file': {
-      const layout = record.layout!;
-      const fileSize = record.stat.size;
-      const extended = hasXattrs || linkCount > 1 || fileSize > U32_MAX || layout.blocksStart > U32_MAX || layout.sparse > 0;
+      const data = layouts.dataOf[entry]!;
+      const fileSize = entries.size[entry]!;
+      const blocksStart = layouts.blocksStart[data]!;
+      const sparse = layouts.sparse.get(data) ?? 0;
+      const extended = hasXattrs || linkCount > 1 || fileSize > U32_MAX || blocksStart > U32_MAX || sparse > 0;
       return {
         permissions: header.permissions, uidIndex: header.uidIndex, gidIndex: header.gidIndex, mtime: header.mtime, inodeNumber: header.inodeNumber,
         kind: 'file',
         type: extended ? InodeType.EXT_FILE : InodeType.FILE,
-        blocksStart: layout.blocksStart,
+        blocksStart,
         fileSize,
-        sparse: layout.sparse,
+        sparse,
         linkCount,
-        fragmentIndex: layout.fragmentIndex,
-        fragmentOffset: layout.fragmentOffset,
+        fragmentIndex: layouts.fragment[data]!,
+        fragmentOffset: layouts.fragmentOffset[data]!,
         xattrIndex,
-        blockSizes: layout.blockSizes,
+        blockSizes: layouts.blockSizes(entry),
       };
     }
     case 'symlink':
-      return { permissions: header.permissions, uidIndex: header.uidIndex, gidIndex: header.gidIndex, mtime: header.mtime, inodeNumber: header.inodeNumber, kind: 'symlink', type: (hasXattrs ? basic + EXTENDED : basic) as InodeType, linkCount, target: record.target!, xattrIndex };
+      return { permissions: header.permissions, uidIndex: header.uidIndex, gidIndex: header.gidIndex, mtime: header.mtime, inodeNumber: header.inodeNumber, kind: 'symlink', type: (hasXattrs ? basic + EXTENDED : basic) as InodeType, linkCount, target: entries.targets.get(entry)!, xattrIndex };
     case 'block-device':
-    case 'char-device':
+    case 'char-device': {
+      const device = entries.devices.get(entry);
       return {
         permissions: header.permissions, uidIndex: header.uidIndex, gidIndex: header.gidIndex, mtime: header.mtime, inodeNumber: header.inodeNumber,
-        kind: record.kind,
+        kind,
         type: (hasXattrs ? basic + EXTENDED : basic) as InodeType,
         linkCount,
-        device: encodeDevice(record.stat.rdevMajor, record.stat.rdevMinor),
+        device: device ? encodeDevice(device.major, device.minor) : 0,
         xattrIndex,
       };
+    }
     case 'fifo':
     case 'socket':
-      return { permissions: header.permissions, uidIndex: header.uidIndex, gidIndex: header.gidIndex, mtime: header.mtime, inodeNumber: header.inodeNumber, kind: record.kind, type: (hasXattrs ? basic + EXTENDED : basic) as InodeType, linkCount, xattrIndex };
+      return { permissions: header.permissions, uidIndex: header.uidIndex, gidIndex: header.gidIndex, mtime: header.mtime, inodeNumber: header.inodeNumber, kind, type: (hasXattrs ? basic + EXTENDED : basic) as InodeType, linkCount, xattrIndex };
     case 'directory':
       throw new Error('directories are written with their listing');
   }

@@ -8,59 +8,16 @@ import {
 import { compareBytes, decodeUtf8Lossy } from '../bytes.js';
 import { NAME_MAX } from '../constants.js';
 import { isValidName } from '../directory.js';
-import type { Inode } from '../inode/inode.js';
-import type { MetadataPosition } from '../metadata.js';
 import type { Xattr } from '../xattr-table.js';
-
-/** Where a regular file's data ended up. */
-export interface FileLayout {
-  blocksStart: number;
-  blockSizes: Uint32Array;
-  fragmentIndex: number;
-  fragmentOffset: number;
-  /** Bytes stored as holes. */
-  sparse: number;
-}
-
-/** One inode of the tree; hard links share a record. */
-export interface InodeRecord {
-  kind: Inode['kind'];
-  stat: SourceStat;
-  /**
-   * Where it was first found: its directory's record and its name there
-   * (the root has neither, and `pathOf` gives the walk's root path). No
-   * path string is kept per entry; `pathOf` makes one when it is needed.
-   */
-  parent?: InodeRecord;
-  name: Uint8Array;
-  /** Names it has in the image (its nlink, for non-directories). */
-  links: number;
-  xattrs?: readonly Xattr[];
-  /** Symlink target. */
-  target?: Uint8Array;
-  /** Set by the data phase for regular files. */
-  layout?: FileLayout;
-  /** Set by the metadata phase. */
-  inodeNumber?: number;
-  inodeRef?: MetadataPosition;
-  inodeType?: number;
-}
-
-export interface TreeNode {
-  name: Uint8Array;
-  record: InodeRecord;
-  /** Sorted by name bytes; directories only. */
-  children?: TreeNode[];
-}
+import { BLOCK_DEVICE, CHAR_DEVICE, DIRECTORY, EntryTable, FIFO, FILE, NONE, SOCKET, SYMLINK } from './entries.js';
 
 export interface WalkedTree {
-  root: TreeNode;
-  /** A record's path (its first), made from its parents' names. */
-  pathOf(record: InodeRecord): SourcePath;
-  /** Every inode once, directories included, in walk order. */
-  records: InodeRecord[];
-  /** Regular files in walk order (each inode once). */
-  files: InodeRecord[];
+  /** Every inode once, directories included, in walk order; the root is entry 0. */
+  entries: EntryTable;
+  /** An entry's path (where it was first found), made from its parents' names. */
+  pathOf(entry: number): SourcePath;
+  /** Regular files by entry, in walk order (each inode once). */
+  files: Uint32Array;
   /** Total bytes of regular files. */
   totalBytes: number;
   /** How many files have each size (for duplicate detection). */
@@ -73,16 +30,17 @@ export interface WalkOptions {
   onEntry?: (count: number) => void;
 }
 
-export function kindOf(mode: number): Inode['kind'] | undefined {
+/** An inode kind's index in `KINDS`, from st_mode; -1 for an unknown type. */
+export function kindOf(mode: number): number {
   switch (mode & S_IFMT) {
-    case S_IFDIR: return 'directory';
-    case S_IFREG: return 'file';
-    case S_IFLNK: return 'symlink';
-    case S_IFBLK: return 'block-device';
-    case S_IFCHR: return 'char-device';
-    case S_IFIFO: return 'fifo';
-    case S_IFSOCK: return 'socket';
-    default: return undefined;
+    case S_IFDIR: return DIRECTORY;
+    case S_IFREG: return FILE;
+    case S_IFLNK: return SYMLINK;
+    case S_IFBLK: return BLOCK_DEVICE;
+    case S_IFCHR: return CHAR_DEVICE;
+    case S_IFIFO: return FIFO;
+    case S_IFSOCK: return SOCKET;
+    default: return -1;
   }
 }
 
@@ -96,46 +54,44 @@ function checkName(name: Uint8Array, parent: SourcePath): void {
 }
 
 /**
- * Walks the source tree in sorted order, reading metadata only. The result
- * holds one record per inode: the per-entry metadata the writer keeps.
- * Extended attributes are not looked up here (see `attachXattrs`): the
- * data need none, so the walk does not wait for them.
+ * Walks the source tree in sorted order, reading metadata only, into an
+ * entry table: the per-entry state the writer keeps. Extended attributes
+ * are not looked up here (see `attachXattrs`): the data need none, so the
+ * walk does not wait for them.
  */
 export async function walkTree(source: TreeSource, rootPath: SourcePath, options: WalkOptions = {}): Promise<WalkedTree> {
   const rootStat = await source.lstat(rootPath);
-  if (kindOf(rootStat.mode) !== 'directory') {
+  if (kindOf(rootStat.mode) !== DIRECTORY) {
     const where = displayPath(rootPath);
     throw new SquashfsError('NOT_A_DIRECTORY', `${where} is not a directory`, { path: where });
   }
-  const records: InodeRecord[] = [];
-  const files: InodeRecord[] = [];
+  const entries = new EntryTable();
+  let fileCount = 0;
   const sizeCounts = new Map<number, number>();
-  const hardLinks = new Map<string, InodeRecord>();
+  const hardLinks = new Map<string, number>();
   let totalBytes = 0;
 
-  const makeRecord = async (parent: InodeRecord | undefined, name: Uint8Array, path: SourcePath, full: SourceStat, kind: Inode['kind']): Promise<InodeRecord> => {
-    // What the image needs of the stat, kept per entry (the inode and device numbers served the walk alone).
-    const stat: SourceStat = {
-      mode: full.mode, uid: full.uid, gid: full.gid, size: full.size, mtime: full.mtime, ino: 0, dev: 0, nlink: full.nlink,
-      rdevMajor: full.rdevMajor, rdevMinor: full.rdevMinor,
-    };
-    const record: InodeRecord = { kind, stat, parent, name, links: 1 };
-    if (kind === 'symlink') record.target = await source.readlink(path);
-    records.push(record);
-    if (kind === 'file') {
-      files.push(record);
+  const addEntry = async (kind: number, stat: SourceStat, parent: number, name: Uint8Array, path: SourcePath): Promise<number> => {
+    const entry = entries.add(kind, stat, parent, entries.names.add(name), name.length);
+    if (kind === SYMLINK) entries.targets.set(entry, await source.readlink(path));
+    else if (kind === FILE) {
+      fileCount++;
       totalBytes += stat.size;
       sizeCounts.set(stat.size, (sizeCounts.get(stat.size) ?? 0) + 1);
+    } else if (kind === BLOCK_DEVICE || kind === CHAR_DEVICE) {
+      entries.devices.set(entry, { major: stat.rdevMajor, minor: stat.rdevMinor });
     }
-    options.onEntry?.(records.length);
-    return record;
+    options.onEntry?.(entries.count);
+    return entry;
   };
 
-  const walkDirectory = async (node: TreeNode, path: SourcePath, relative: string): Promise<void> => {
-    const parent = node.record;
+  const walkDirectory = async (directory: number, path: SourcePath, relative: string): Promise<void> => {
     throwIfAborted(options.signal);
     const names = (await source.readdir(path)).sort(compareBytes);
-    const children: TreeNode[] = [];
+    // This directory's rows, made whole once its subdirectories are walked.
+    const inodes: number[] = [];
+    const nameAts: number[] = [];
+    const nameLengths: number[] = [];
     for (const name of names) {
       checkName(name, path);
       const childPath = joinPath(path, name);
@@ -143,31 +99,40 @@ export async function walkTree(source: TreeSource, rootPath: SourcePath, options
       const childRelative = !options.exclude ? '' : relative === '' ? decodeUtf8Lossy(name) : `${relative}/${decodeUtf8Lossy(name)}`;
       const stat = await source.lstat(childPath);
       const kind = kindOf(stat.mode);
-      if (kind === undefined) {
+      if (kind < 0) {
         const where = displayPath(childPath);
         throw new SquashfsError('SOURCE_UNREADABLE', `${where}: unknown file type (mode 0o${stat.mode.toString(8)})`, { path: where });
       }
-      if (await options.exclude?.(childRelative, kind === 'directory')) continue;
-      let record: InodeRecord | undefined;
-      if (kind !== 'directory' && stat.nlink > 1) {
+      if (await options.exclude?.(childRelative, kind === DIRECTORY)) continue;
+      let entry: number | undefined;
+      let nameAt: number | undefined;
+      if (kind !== DIRECTORY && stat.nlink > 1) {
         const key = `${stat.dev}:${stat.ino}`;
-        record = hardLinks.get(key);
-        if (record) record.links++;
-        else hardLinks.set(key, (record = await makeRecord(parent, name, childPath, stat, kind)));
+        entry = hardLinks.get(key);
+        if (entry !== undefined) {
+          // Another name of an inode already found: a row of its own; the inode keeps the name it was first found by.
+          entries.links[entry]!++;
+          nameAt = entries.names.add(name);
+        } else {
+          hardLinks.set(key, (entry = await addEntry(kind, stat, directory, name, childPath)));
+        }
       } else {
-        record = await makeRecord(parent, name, childPath, stat, kind);
+        entry = await addEntry(kind, stat, directory, name, childPath);
       }
-      const child: TreeNode = { name, record };
-      children.push(child);
-      if (kind === 'directory') await walkDirectory(child, childPath, childRelative);
+      inodes.push(entry);
+      nameAts.push(nameAt ?? entries.nameAt[entry]!);
+      nameLengths.push(name.length);
+      if (kind === DIRECTORY) await walkDirectory(entry, childPath, childRelative);
     }
-    node.children = children;
+    entries.setRows(directory, inodes, nameAts, nameLengths);
   };
 
-  const rootName = new Uint8Array(0);
-  const root: TreeNode = { name: rootName, record: await makeRecord(undefined, rootName, rootPath, rootStat, 'directory') };
-  await walkDirectory(root, rootPath, '');
-  return { root, records, files, totalBytes, sizeCounts, pathOf: pathMaker(root.record, rootPath) };
+  await addEntry(DIRECTORY, rootStat, NONE, new Uint8Array(0), rootPath);
+  await walkDirectory(0, rootPath, '');
+  entries.trim();
+  const files = new Uint32Array(fileCount);
+  for (let i = 0, f = 0; i < entries.count; i++) if (entries.kind[i] === FILE) files[f++] = i;
+  return { entries, files, totalBytes, sizeCounts, pathOf: pathMaker(entries, rootPath) };
 }
 
 /**
@@ -177,26 +142,26 @@ export async function walkTree(source: TreeSource, rootPath: SourcePath, options
  * the walk and the data instead of holding them up.
  */
 export async function attachXattrs(tree: WalkedTree, lookup: (path: SourcePath) => Promise<readonly Xattr[] | undefined>): Promise<void> {
-  for (const record of tree.records) {
-    const xattrs = await lookup(tree.pathOf(record));
-    if (xattrs && xattrs.length > 0) record.xattrs = xattrs;
+  for (let entry = 0; entry < tree.entries.count; entry++) {
+    const xattrs = await lookup(tree.pathOf(entry));
+    if (xattrs && xattrs.length > 0) tree.entries.xattrs.set(entry, xattrs);
   }
 }
 
 /**
- * Paths from parents and names. Records are asked for in walk order, so
+ * Paths from parents and names. Entries are asked for in walk order, so
  * the last directory's path is kept: a file's path is one join.
  */
-function pathMaker(root: InodeRecord, rootPath: SourcePath): (record: InodeRecord) => SourcePath {
-  let lastDirectory: InodeRecord | undefined;
+function pathMaker(entries: EntryTable, rootPath: SourcePath): (entry: number) => SourcePath {
+  let lastDirectory = 0;
   let lastPath: SourcePath = rootPath;
-  const directoryPath = (directory: InodeRecord): SourcePath => {
-    if (directory === root) return rootPath;
+  const directoryPath = (directory: number): SourcePath => {
     if (directory === lastDirectory) return lastPath;
-    const path = joinPath(directoryPath(directory.parent!), directory.name);
+    if (directory === 0) return rootPath;
+    const path = joinPath(directoryPath(entries.parent[directory]!), entries.name(directory));
     lastDirectory = directory;
     lastPath = path;
     return path;
   };
-  return (record) => (record === root ? rootPath : joinPath(directoryPath(record.parent!), record.name));
+  return (entry) => (entry === 0 ? rootPath : joinPath(directoryPath(entries.parent[entry]!), entries.name(entry)));
 }

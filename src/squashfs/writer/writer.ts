@@ -156,7 +156,7 @@ export async function writeImage(source: TreeSource, root: SourcePath, sink: Ima
     await out.push(encodeMetadataBlock(compressorOptions, () => compressorOptions));
   }
 
-  const data = new DataWriter(source, out, {
+  const data = new DataWriter(source, tree.entries, tree.files, out, {
     pathOf: tree.pathOf,
     blockSize,
     fragments,
@@ -186,7 +186,7 @@ export async function writeImage(source: TreeSource, root: SourcePath, sink: Ima
 
   const ids = new IdTable();
   const xattrs = new XattrTableBuilder();
-  const tables = writeMetadataTables(tree.root, { compress, ids, xattrs, allRoot: options.allRoot ?? false, pathOf: tree.pathOf });
+  const tables = writeMetadataTables(tree.entries, data.layouts, { compress, ids, xattrs, allRoot: options.allRoot ?? false, pathOf: tree.pathOf });
 
   let position = out.position;
   const emit = async (chunks: readonly Uint8Array[]) => {
