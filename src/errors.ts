@@ -72,7 +72,9 @@ export type BackupErrorCode =
   /** The stored image's size or SHA-256 is not the handle's. */
   | 'BACKUP_INTEGRITY_ERROR'
   /** The restore failed (the target was left as it was). */
-  | 'BACKUP_RESTORE_ERROR';
+  | 'BACKUP_RESTORE_ERROR'
+  /** The backup is the base of a live delta (delete it with its dependants, or not at all). */
+  | 'BACKUP_IN_USE';
 
 export interface BackupErrorDetails {
   /** The object key in the store. */

@@ -52,6 +52,15 @@ export interface CreateBackupOptions {
   blockSize?: number;
   /** Codecs to use (e.g. zstd made from a precompiled WebAssembly.Module in a Worker). */
   codecs?: CodecRegistry;
+  /**
+   * Make an incremental backup: a delta over this backup (a handle, an id,
+   * or 'latest': the newest live backup of the same `dir` in the store).
+   * The delta holds only what changed against the chain's merged tree, as
+   * an overlayfs layer (see chain.ts). Without it, a full backup.
+   */
+  base?: DirectoryBackup | string;
+  /** Deltas a chain may have (default 8): when this one would be one too many, a full backup is made and its warnings say so. */
+  maxChain?: number;
   /** Upload tuning: part size (default from the tree's size), parts in flight (default 8). Retries are the store's (its `policy`). */
   upload?: { partSize?: number; concurrency?: number };
   signal?: AbortSignal;

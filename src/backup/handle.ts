@@ -36,6 +36,13 @@ export interface DirectoryBackup {
   entries: number;
   /** What the backup noticed but did not refuse (e.g. symlinks pointing outside `dir`). */
   warnings: string[];
+  /**
+   * A delta (an incremental backup): the id of the backup it is a layer
+   * over. Absent for a full backup.
+   */
+  base?: string;
+  /** Ids from the full backup at the bottom of the chain to this one (this one last); `[id]` for a full backup. */
+  chain?: string[];
 }
 
 export const SUPERBLOCK_BYTES = 96;
@@ -56,8 +63,13 @@ export function parseHandle(value: unknown, where: string): DirectoryBackup {
   const fields: [keyof DirectoryBackup, string][] = [
     ['id', 'string'], ['key', 'string'], ['size', 'number'], ['sha256', 'string'], ['createdAt', 'string'], ['expiresAt', 'string'], ['dir', 'string'],
   ];
-  const bad = !h || typeof h !== 'object' || h.format !== 'squashfs-4.0' || fields.some(([k, t]) => typeof h[k] !== t) || !isBackupId(h.id!);
-  if (bad) throw new BackupError('INVALID_BACKUP_CONFIG', `${where} is not a backup handle (format squashfs-4.0 with id, key, size, sha256, dir, createdAt, expiresAt)`);
+  const badChain =
+    !!h && typeof h === 'object' &&
+    ((h.base !== undefined && (typeof h.base !== 'string' || !isBackupId(h.base))) ||
+      (h.chain !== undefined && (!Array.isArray(h.chain) || h.chain.length === 0 || !h.chain.every((id) => typeof id === 'string' && isBackupId(id)) || h.chain[h.chain.length - 1] !== h.id)) ||
+      (h.base !== undefined && (h.chain === undefined || h.chain.length < 2 || h.chain[h.chain.length - 2] !== h.base)));
+  const bad = !h || typeof h !== 'object' || h.format !== 'squashfs-4.0' || fields.some(([k, t]) => typeof h[k] !== t) || !isBackupId(h.id!) || badChain;
+  if (bad) throw new BackupError('INVALID_BACKUP_CONFIG', `${where} is not a backup handle (format squashfs-4.0 with id, key, size, sha256, dir, createdAt, expiresAt; a delta's base and chain ending in base, id)`);
   return h as DirectoryBackup;
 }
 
