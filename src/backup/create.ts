@@ -10,8 +10,11 @@ import { S_IFDIR, S_IFMT, type SourcePath, type TreeSource } from '../source/sou
 import type { ObjectStore } from '../uploader/store.js';
 import { StreamUpload } from '../uploader/stream-upload.js';
 import { DEFAULT_BLOCK_SIZE } from '../squashfs/constants.js';
+import { chainOf, DEFAULT_MAX_CHAIN, resolveChain } from './chain.js';
+import { deltaSource, deltaXattrs, mergedTree, planDelta, type DeltaPlan } from './delta.js';
 import { gitignoreFilter } from './gitignore.js';
 import { DEFAULT_TTL, imageKey, metadataKey, SuperblockLastHasher, type DirectoryBackup } from './handle.js';
+import { listBackups, openBackup, resolveBackup } from './manage.js';
 
 export type BackupCompression = 'zstd' | 'gzip' | { algorithm: 'zstd' | 'gzip'; level?: number };
 
@@ -97,6 +100,7 @@ interface Config {
   ttl: number;
   algorithm: 'zstd' | 'gzip';
   level: number;
+  maxChain: number;
 }
 
 /** Checks options; every problem is INVALID_BACKUP_CONFIG saying which option and why. */
@@ -121,7 +125,11 @@ export function checkOptions(options: CreateBackupOptions): Config {
   if (options.symlinks !== undefined && options.symlinks !== 'keep' && options.symlinks !== 'reject-outside') {
     throw invalid(`symlinks must be 'keep' or 'reject-outside', not ${JSON.stringify(options.symlinks)}`);
   }
-  return { dir: clean, name, ttl, algorithm, level };
+  const maxChain = options.maxChain ?? DEFAULT_MAX_CHAIN;
+  if (!Number.isInteger(maxChain) || maxChain < 0) throw invalid(`maxChain must be a whole number of deltas (0 or more), not ${maxChain}`);
+  const base = options.base;
+  if (base !== undefined && typeof base !== 'string' && (typeof base !== 'object' || base === null)) throw invalid(`base must be a backup handle, an id or 'latest'`);
+  return { dir: clean, name, ttl, algorithm, level, maxChain };
 }
 
 /** One backup of a directory at a time, in call order; a failed one does not block the next. */
@@ -171,6 +179,14 @@ async function create(runtime: BackupRuntime, config: Config, options: CreateBac
   const [codecs, compressor] = await Promise.all([options.codecs ?? runtime.codecs(), runtime.compressor?.(config.algorithm, options.blockSize ?? DEFAULT_BLOCK_SIZE)]);
   const id = runtime.randomUUID();
   const key = imageKey(id);
+  let delta: { base: DirectoryBackup; plan: DeltaPlan } | undefined;
+  try {
+    delta = await planIncremental(store, source, config, options, exclude, await xattrs, codecs, warnings);
+  } catch (error) {
+    await compressor?.close();
+    // A base that is missing, expired or damaged keeps its own code (BACKUP_NOT_FOUND, BACKUP_EXPIRED, ...).
+    throw error instanceof BackupError ? error : asCreateError(error, dir, store, key);
+  }
   const hasher = new SuperblockLastHasher(runtime.createHash());
   const progress: BackupProgress = { phase: 'walk', entries: 0, files: 0, bytesRead: 0, bytesWritten: 0, bytesUploaded: 0, totalBytes: 0 };
   const report = () => options.onProgress?.({ ...progress });
@@ -199,7 +215,7 @@ async function create(runtime: BackupRuntime, config: Config, options: CreateBac
 
   let result;
   try {
-    result = await writeImage(source, dir, sink, {
+    result = await writeImage(delta ? deltaSource(source, delta.plan) : source, dir, sink, {
       compression: config.algorithm,
       level: config.level,
       blockSize: options.blockSize,
@@ -209,8 +225,9 @@ async function create(runtime: BackupRuntime, config: Config, options: CreateBac
       blockBuffer: compressor?.blockBuffer,
       storeFileBlock: compressor?.storeFileBlock,
       maxInFlight: compressor?.maxInFlight,
-      exclude,
-      xattrs: await xattrs,
+      // A delta's plan has applied the filter already (a whiteout of a newly excluded name must not be left out).
+      exclude: delta ? undefined : exclude,
+      xattrs: delta ? deltaXattrs(delta.plan, await xattrs) : await xattrs,
       signal: options.signal,
       onProgress: (p) => {
         // Room for the metadata on top of the data: part sizes are picked from this.
@@ -247,6 +264,7 @@ async function create(runtime: BackupRuntime, config: Config, options: CreateBac
     files: result.files,
     entries: result.inodes,
     warnings,
+    ...(delta && { base: delta.base.id, chain: [...chainOf(delta.base), id] }),
   };
   try {
     await store.put(metadataKey(id), new TextEncoder().encode(`${JSON.stringify(backup, null, 2)}\n`), options.signal);
@@ -257,6 +275,47 @@ async function create(runtime: BackupRuntime, config: Config, options: CreateBac
   progress.phase = 'done';
   report();
   return backup;
+}
+
+/**
+ * The plan of a delta when `base` asks for one: the base's chain is
+ * resolved (every layer live and stored), its merged tree read from the
+ * layers' metadata by range, and the tree compared with it. Undefined for a
+ * full backup: no `base`; 'latest' with no live backup of `dir`; or a chain
+ * already `maxChain` deltas long (the warnings say which).
+ */
+async function planIncremental(
+  store: ObjectStore, source: TreeSource, config: Config, options: CreateBackupOptions,
+  exclude: ExcludeFilter | undefined, xattrs: WriterOptions['xattrs'], codecs: CodecRegistry, warnings: string[],
+): Promise<{ base: DirectoryBackup; plan: DeltaPlan } | undefined> {
+  if (options.base === undefined) return undefined;
+  const { signal } = options;
+  let base: DirectoryBackup | undefined;
+  if (options.base === 'latest') {
+    const now = Date.now();
+    const live = (await listBackups({ store, signal })).filter((b) => b.dir === config.dir && Date.parse(b.expiresAt) > now);
+    base = live[live.length - 1];
+    if (!base) {
+      warnings.push(`a full backup was made: ${store.location} holds no live backup of ${config.dir} to be a delta over`);
+      return undefined;
+    }
+  } else {
+    base = await resolveBackup(options.base, { store, signal });
+  }
+  const layers = await resolveChain(base, { store, signal });
+  if (layers.length > config.maxChain) {
+    warnings.push(`a full backup was made: a delta over ${base.id} would be delta ${layers.length} of its chain, more than maxChain (${config.maxChain})`);
+    return undefined;
+  }
+  const images = [];
+  try {
+    for (const layer of layers) images.push(await openBackup(layer, { store, signal, codecs }));
+    const merged = await mergedTree(images, signal);
+    const plan = await planDelta(source, config.dir, merged, { exclude, xattrs, signal });
+    return { base, plan };
+  } finally {
+    await Promise.all(images.map((image) => image.close()));
+  }
 }
 
 function asCreateError(error: unknown, dir: string, store: ObjectStore, key: string): BackupError {

@@ -1,0 +1,275 @@
+/**
+ * Incremental backups (issue #14): a delta is an overlayfs layer over its
+ * base. Random sequences of tree edits (fast-check) are backed up after
+ * each edit, and the kernel (as root) judges each chain: its images,
+ * loop-mounted and stacked with `mount -t overlay`, must show exactly the
+ * tree at that point. Without root, the chain's merged tree as the backup
+ * reads it is compared instead.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BackupError } from '../src/errors.js';
+import { createBackup, localStore, type DirectoryBackup } from '../src/node/index.js';
+import { compareTrees, hasGetfattr, isRoot } from './helpers/oracles.js';
+
+const base = existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
+let work: string;
+beforeAll(async () => {
+  work = await fsp.mkdtemp(path.join(base, 'sqfs-incremental-'));
+});
+afterAll(async () => {
+  await fsp.rm(work, { recursive: true, force: true });
+});
+
+const canMount = isRoot() && spawnSync('mount', ['--version']).status === 0;
+
+/** Mounts a chain's images (full backup first) with overlayfs; runs `check` on the merged tree; unmounts. */
+async function withOverlay<T>(storeDir: string, chain: readonly DirectoryBackup[], check: (merged: string) => Promise<T>): Promise<T> {
+  const root = await fsp.mkdtemp(path.join(work, 'mnt-'));
+  const mounted: string[] = [];
+  try {
+    const lowers: string[] = [];
+    for (const [i, layer] of chain.entries()) {
+      const at = path.join(root, `l${i}`);
+      await fsp.mkdir(at);
+      const r = spawnSync('mount', ['-t', 'squashfs', '-o', 'loop,ro', path.join(storeDir, layer.key), at], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`mount ${layer.key}: ${r.stderr}`);
+      mounted.push(at);
+      lowers.unshift(at);
+    }
+    const merged = path.join(root, 'merged');
+    await fsp.mkdir(merged);
+    if (lowers.length === 1) return await check(lowers[0]!);
+    const r = spawnSync('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lowers.join(':')}`, merged], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`mount overlay: ${r.stderr}`);
+    mounted.push(merged);
+    return await check(merged);
+  } finally {
+    for (const at of mounted.reverse()) spawnSync('umount', [at]);
+    await fsp.rm(root, { recursive: true, force: true });
+  }
+}
+
+/** Every path below `root` (relative), directories first. */
+async function entries(root: string, rel = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await fsp.readdir(path.join(root, rel), { withFileTypes: true })) {
+    const p = rel ? `${rel}/${e.name}` : e.name;
+    out.push(p);
+    if (e.isDirectory()) out.push(...(await entries(root, p)));
+  }
+  return out;
+}
+
+const OPS = ['add', 'modify', 'chmod', 'chown', 'delete', 'toDirectory', 'toFile', 'rename', 'link', 'symlink', 'xattr', 'empty', 'mkdir'] as const;
+
+interface Edit {
+  op: (typeof OPS)[number];
+  /** Which entry (an index into the tree's entries of the kind the edit takes). */
+  pick: number;
+  text: string;
+}
+
+/**
+ * Applies an edit to the tree. Each touched entry gets a modification time
+ * of its own (`time`): the quick check, like rsync's, sees a change by its
+ * size or time, so the test never makes two versions within one second.
+ */
+async function applyEdit(root: string, edit: Edit, time: number): Promise<void> {
+  const all = await entries(root);
+  const directories: string[] = [''];
+  const files: string[] = [];
+  for (const p of all) {
+    const st = await fsp.lstat(path.join(root, p));
+    if (st.isDirectory()) directories.push(p);
+    else if (st.isFile()) files.push(p);
+  }
+  const at = (list: string[]) => list[edit.pick % list.length];
+  const name = `n${edit.pick % 97}-${edit.text.replace(/[^a-z0-9]/gi, '').slice(0, 8) || 'x'}`;
+  const abs = (p: string) => path.join(root, p);
+  const touch = async (p: string) => fsp.lutimes(abs(p), time, time);
+  switch (edit.op) {
+    case 'add': {
+      const p = path.join(at(directories)!, name);
+      await fsp.rm(abs(p), { recursive: true, force: true });
+      await fsp.writeFile(abs(p), edit.text.repeat(1 + (edit.pick % 50)));
+      return touch(p);
+    }
+    case 'mkdir': {
+      const p = path.join(at(directories)!, `d${name}`);
+      await fsp.rm(abs(p), { recursive: true, force: true });
+      await fsp.mkdir(abs(p));
+      await fsp.writeFile(abs(path.join(p, 'inside')), edit.text);
+      await touch(path.join(p, 'inside'));
+      return touch(p);
+    }
+    case 'modify': {
+      const p = at(files);
+      if (!p) return;
+      await fsp.appendFile(abs(p), `+${edit.text}`);
+      return touch(p);
+    }
+    case 'chmod': {
+      const p = at(files) ?? at(directories.slice(1));
+      if (!p) return;
+      const st = await fsp.lstat(abs(p));
+      return fsp.chmod(abs(p), (st.mode & 0o777) ^ 0o040);
+    }
+    case 'chown': {
+      const p = at(files);
+      if (!p || !isRoot()) return;
+      return fsp.lchown(abs(p), 1000 + (edit.pick % 3), 1000 + (edit.pick % 5));
+    }
+    case 'delete': {
+      const p = at(all);
+      if (!p) return;
+      return fsp.rm(abs(p), { recursive: true, force: true });
+    }
+    case 'toDirectory': {
+      const p = at(files);
+      if (!p) return;
+      await fsp.rm(abs(p));
+      await fsp.mkdir(abs(p));
+      await fsp.writeFile(abs(path.join(p, 'was-a-file')), edit.text);
+      await touch(path.join(p, 'was-a-file'));
+      return touch(p);
+    }
+    case 'toFile': {
+      const p = at(directories.slice(1));
+      if (!p) return;
+      await fsp.rm(abs(p), { recursive: true });
+      await fsp.writeFile(abs(p), `was a directory ${edit.text}`);
+      return touch(p);
+    }
+    case 'rename': {
+      const p = at(all);
+      if (!p) return;
+      const to = path.join(path.dirname(p), `r${name}`);
+      if (to === p || to.startsWith(`${p}/`)) return;
+      await fsp.rm(abs(to), { recursive: true, force: true });
+      return fsp.rename(abs(p), abs(to));
+    }
+    case 'link': {
+      const p = at(files);
+      if (!p) return;
+      const to = path.join(at(directories)!, `h${name}`);
+      await fsp.rm(abs(to), { recursive: true, force: true });
+      return fsp.link(abs(p), abs(to));
+    }
+    case 'symlink': {
+      const to = path.join(at(directories)!, `s${name}`);
+      await fsp.rm(abs(to), { recursive: true, force: true });
+      await fsp.symlink(edit.text || 'target', abs(to));
+      return touch(to);
+    }
+    case 'xattr': {
+      const p = at(files) ?? at(directories);
+      if (p === undefined || !(await hasGetfattr())) return;
+      spawnSync('setfattr', ['-n', `user.t${edit.pick % 3}`, '-v', edit.text || 'v', abs(p)]);
+      return;
+    }
+    case 'empty': {
+      const p = at(directories.slice(1));
+      if (!p) return;
+      for (const child of await fsp.readdir(abs(p))) await fsp.rm(abs(path.join(p, child)), { recursive: true, force: true });
+      return;
+    }
+  }
+}
+
+/** A starting tree: a few directories, files, a symlink and a hard link pair. */
+async function seedTree(root: string): Promise<void> {
+  await fsp.mkdir(path.join(root, 'src/lib'), { recursive: true });
+  await fsp.mkdir(path.join(root, 'docs'), { recursive: true });
+  await fsp.writeFile(path.join(root, 'src/main.js'), 'main();\n'.repeat(40));
+  await fsp.writeFile(path.join(root, 'src/lib/util.js'), 'export const x = 1;\n');
+  await fsp.writeFile(path.join(root, 'docs/readme.md'), '# readme\n');
+  // Bytes that do not compress (a fixed LCG), so the full image is much larger than a small delta.
+  let x = 12345;
+  await fsp.writeFile(path.join(root, 'big.bin'), Buffer.from(Array.from({ length: 300_000 }, () => ((x = (x * 1103515245 + 12345) >>> 0) >>> 24))));
+  await fsp.symlink('src/main.js', path.join(root, 'entry'));
+  await fsp.link(path.join(root, 'docs/readme.md'), path.join(root, 'README'));
+}
+
+describe('incremental backups as overlayfs layers', () => {
+  it('random edit sequences: after each edit a delta, and the chain shows the tree', async () => {
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.record({ op: fc.constantFrom(...OPS), pick: fc.nat(1000), text: fc.string({ maxLength: 12 }) }), { minLength: 1, maxLength: 5 }),
+        async (edits) => {
+          const dir = path.join(work, `tree-${run}`);
+          const storeDir = path.join(work, `store-${run++}`);
+          await fsp.mkdir(dir);
+          await fsp.mkdir(storeDir, { mode: 0o700 });
+          const store = localStore(storeDir);
+          await seedTree(dir);
+          const chain: DirectoryBackup[] = [await createBackup({ dir, store, compression: 'gzip' })];
+          for (const [i, edit] of edits.entries()) {
+            await applyEdit(dir, edit, 1_700_000_000 + (run * 100 + i) * 10);
+            const delta = await createBackup({ dir, store, compression: 'gzip', base: 'latest' });
+            expect(delta.base).toBe(chain[chain.length - 1]!.id);
+            expect(delta.chain).toEqual([...chain.map((b) => b.id), delta.id]);
+            chain.push(delta);
+            if (canMount) {
+              const problems = await withOverlay(storeDir, chain, (merged) => compareTrees(dir, merged));
+              expect(problems, `after ${JSON.stringify(edits.slice(0, i + 1))}`).toEqual([]);
+            }
+          }
+          await fsp.rm(dir, { recursive: true, force: true });
+          await fsp.rm(storeDir, { recursive: true, force: true });
+        },
+      ),
+      { numRuns: 12 },
+    );
+  }, 180_000);
+
+  it('a second backup with nothing changed is a delta of the root alone', async () => {
+    const dir = path.join(work, 'same');
+    const storeDir = path.join(work, 'same-store');
+    await fsp.mkdir(dir);
+    await fsp.mkdir(storeDir, { mode: 0o700 });
+    await seedTree(dir);
+    const store = localStore(storeDir);
+    const full = await createBackup({ dir, store });
+    const delta = await createBackup({ dir, store, base: full });
+    expect(delta.entries).toBe(1);
+    expect(delta.size).toBeLessThan(full.size);
+    expect(delta.chain).toEqual([full.id, delta.id]);
+    if (canMount) expect(await withOverlay(storeDir, [full, delta], (merged) => compareTrees(dir, merged))).toEqual([]);
+  });
+
+  it("'latest' with no backup of the directory makes a full backup and says so; maxChain bounds a chain", async () => {
+    const dir = path.join(work, 'chain-bound');
+    const storeDir = path.join(work, 'chain-bound-store');
+    await fsp.mkdir(dir);
+    await fsp.mkdir(storeDir, { mode: 0o700 });
+    await seedTree(dir);
+    const store = localStore(storeDir);
+    const first = await createBackup({ dir, store, base: 'latest' });
+    expect(first.base).toBeUndefined();
+    expect(first.warnings.join('\n')).toMatch(/a full backup was made: .* holds no live backup of/);
+    const one = await createBackup({ dir, store, base: 'latest', maxChain: 2 });
+    const two = await createBackup({ dir, store, base: 'latest', maxChain: 2 });
+    expect(two.chain).toEqual([first.id, one.id, two.id]);
+    const three = await createBackup({ dir, store, base: 'latest', maxChain: 2 });
+    expect(three.base).toBeUndefined();
+    expect(three.warnings.join('\n')).toMatch(/would be delta 3 of its chain, more than maxChain \(2\)/);
+  });
+
+  it('a base that is not in the store is BACKUP_NOT_FOUND, and nothing is stored', async () => {
+    const dir = path.join(work, 'no-base');
+    const storeDir = path.join(work, 'no-base-store');
+    await fsp.mkdir(dir);
+    await fsp.mkdir(storeDir, { mode: 0o700 });
+    await seedTree(dir);
+    const error = await createBackup({ dir, store: localStore(storeDir), base: '00000000-0000-4000-8000-000000000000' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BackupError);
+    expect((error as BackupError).code).toBe('BACKUP_NOT_FOUND');
+    expect(await fsp.readdir(storeDir)).toEqual([]);
+  });
+});
