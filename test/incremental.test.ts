@@ -12,6 +12,8 @@ import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Volume } from 'memfs';
+import { restoreBackup as webRestoreBackup, type FsWriteLike } from '../src/index.js';
 import { BackupError } from '../src/errors.js';
 import { createBackup, localStore, type DirectoryBackup } from '../src/node/index.js';
 import { compareTrees, hasGetfattr, isRoot } from './helpers/oracles.js';
@@ -181,6 +183,29 @@ async function applyEdit(root: string, edit: Edit, time: number): Promise<void> 
   }
 }
 
+/**
+ * What the fs-shaped restore keeps of a tree, entry by entry: names, types,
+ * permission bits, mtimes, file contents and symlink targets (it makes no
+ * devices and sets no owners).
+ */
+async function webView(read: { lstat(p: string): Promise<any>; readdir(p: string): Promise<any>; readFile(p: string): Promise<any>; readlink(p: string): Promise<any> }, root: string): Promise<string[]> {
+  const out: string[] = [];
+  const visit = async (rel: string): Promise<void> => {
+    const abs = rel ? `${root}/${rel}` : root;
+    const st = await read.lstat(abs);
+    const kind = st.isDirectory() ? 'd' : st.isFile() ? 'f' : st.isSymbolicLink() ? 'l' : 'other';
+    let what = kind === 'f' ? Buffer.from(await read.readFile(abs)).toString('base64') : kind === 'l' ? String(await read.readlink(abs)) : '';
+    if (kind === 'other') return;
+    if (kind === 'l') what = `-> ${what}`;
+    out.push(`${rel || '.'} ${kind} ${kind === 'l' ? '' : (st.mode & 0o7777).toString(8)} ${kind === 'l' ? '' : Math.floor(Number(st.mtimeMs) / 1000)} ${what}`);
+    if (kind !== 'd') return;
+    const names = (await read.readdir(abs)).map(String).sort();
+    for (const name of names) await visit(rel ? `${rel}/${name}` : name);
+  };
+  await visit('');
+  return out;
+}
+
 /** A starting tree: a few directories, files, a symlink and a hard link pair. */
 async function seedTree(root: string): Promise<void> {
   await fsp.mkdir(path.join(root, 'src/lib'), { recursive: true });
@@ -220,6 +245,10 @@ describe('incremental backups as overlayfs layers', () => {
               expect(problems, `after ${JSON.stringify(edits.slice(0, i + 1))}`).toEqual([]);
             }
           }
+          // The fs-shaped restore (any runtime) reads the chain too: into memfs.
+          const vol = new Volume();
+          await webRestoreBackup(chain[chain.length - 1]!, { store, fs: vol.promises as unknown as FsWriteLike, dir: '/restored' });
+          expect(await webView(vol.promises as never, '/restored')).toEqual(await webView(fsp, dir));
           await fsp.rm(dir, { recursive: true, force: true });
           await fsp.rm(storeDir, { recursive: true, force: true });
         },

@@ -8,9 +8,10 @@ import { checkRange } from '../squashfs/reader/source.js';
 import type { RandomAccessSource, WalkEntry } from '../squashfs/reader/types.js';
 import type { DownloadedRange, DownloadOptions } from '../uploader/download.js';
 import type { ObjectStore } from '../uploader/store.js';
+import { isOpaque, isWhiteout, resolveChain } from './chain.js';
 import { checkNotExpired, type DirectoryBackup } from './handle.js';
 import { ImageDownload } from './image-download.js';
-import { resolveBackup } from './manage.js';
+import { checkStored, resolveBackup } from './manage.js';
 
 /** The `node:fs/promises` calls a restore makes (memfs and workerd's node:fs have them). */
 export interface FsWriteLike {
@@ -24,7 +25,7 @@ export interface FsWriteLike {
   utimes(path: string, atime: number, mtime: number): Promise<void>;
   rename(from: string, to: string): Promise<void>;
   rm(path: string, options: { recursive: true; force: true }): Promise<void>;
-  lstat(path: string): Promise<unknown>;
+  lstat(path: string): Promise<{ isDirectory(): boolean }>;
 }
 
 export interface WebRestoreOptions {
@@ -56,7 +57,9 @@ export interface WebRestoreResult {
  * writing it a block at a time (with `appendFile`). Every byte is hashed in
  * order; size and SHA-256 are checked before the extracted tree, built in
  * a sibling directory, is swapped in with renames. Memory stays within the
- * download window plus a block or two. Names are written as UTF-8
+ * download window plus a block or two. A delta is restored through its
+ * chain: the full backup, then each layer over it in turn, each checked by
+ * its own size and SHA-256. Names are written as UTF-8
  * strings; fifos, sockets and devices are skipped with a warning.
  */
 export async function restoreBackup(backup: DirectoryBackup | string, options: WebRestoreOptions): Promise<WebRestoreResult> {
@@ -65,35 +68,48 @@ export async function restoreBackup(backup: DirectoryBackup | string, options: W
   checkNotExpired(handle);
   const target = (options.dir ?? handle.dir).replace(/(.)\/+$/, '$1');
   if (!target.startsWith('/')) throw new BackupError('INVALID_BACKUP_CONFIG', `dir must be an absolute path, not ${JSON.stringify(target)}`);
+  // A delta is restored as its chain: the full backup, then each layer over it (BACKUP_NOT_FOUND names a missing one).
+  const layers = await resolveChain(handle, { store, signal });
+  for (const layer of layers) await checkStored(layer, store, signal);
 
   const slash = target.lastIndexOf('/');
   const staging = `${target.slice(0, slash) || ''}/.${target.slice(slash + 1)}.restore-${handle.id}`;
-  let window: DownloadWindow | undefined;
   try {
-    const download = await ImageDownload.start(handle, store, options.createHash ?? sha256, { ...WEB_DOWNLOAD, ...options.download }, signal);
-    window = new DownloadWindow(download, handle.size);
-    try {
-      const image = await SquashfsImage.open(window, { codecs: options.codecs ?? defaultCodecs() });
-      await fs.rm(staging, { recursive: true, force: true });
-      const result = await extract(image, fs, staging, options);
-      await window.finish();
-      const existed = await fs.lstat(target).then(() => true, () => false);
-      if (existed) await fs.rename(target, `${staging}.old`);
-      await fs.rename(staging, target);
-      if (existed) await fs.rm(`${staging}.old`, { recursive: true, force: true });
-      return { ...result, dir: target };
-    } catch (error) {
-      // An image that could not be read may be one that is not the one backed up: the whole download tells.
-      if (error instanceof SquashfsError && (error.code === 'CORRUPT_IMAGE' || error.code === 'CODEC_ERROR')) await window.finish();
-      throw error;
-    }
+    await fs.rm(staging, { recursive: true, force: true });
+    let result: Omit<WebRestoreResult, 'dir'> = { entries: 0, files: 0, bytes: 0 };
+    for (const [i, layer] of layers.entries()) result = await restoreLayer(layer, staging, i > 0, options);
+    const existed = await fs.lstat(target).then(() => true, () => false);
+    if (existed) await fs.rename(target, `${staging}.old`);
+    await fs.rename(staging, target);
+    if (existed) await fs.rm(`${staging}.old`, { recursive: true, force: true });
+    return { ...result, dir: target };
   } catch (error) {
     await fs.rm(staging, { recursive: true, force: true }).catch(() => undefined);
     if (error instanceof BackupError) throw error;
     const what = error instanceof SquashfsError ? `${error.message} [${error.code}]` : (error as Error).message;
     throw new BackupError('BACKUP_RESTORE_ERROR', `restore of backup ${handle.id} into ${target} failed: ${what}`, { path: target, key: handle.key, cause: error });
+  }
+}
+
+/**
+ * Downloads one layer of a chain (the full backup, or a delta over what is
+ * already at `root`), extracting as it arrives; checks its own size and
+ * SHA-256 once it is all there. The counts are the layer's own.
+ */
+async function restoreLayer(layer: DirectoryBackup, root: string, overlay: boolean, options: WebRestoreOptions): Promise<Omit<WebRestoreResult, 'dir'>> {
+  const download = await ImageDownload.start(layer, options.store, options.createHash ?? sha256, { ...WEB_DOWNLOAD, ...options.download }, options.signal);
+  const window = new DownloadWindow(download, layer.size);
+  try {
+    const image = await SquashfsImage.open(window, { codecs: options.codecs ?? defaultCodecs() });
+    const result = await extract(image, options.fs, root, overlay, options);
+    await window.finish();
+    return result;
+  } catch (error) {
+    // An image that could not be read may be one that is not the one backed up: the whole download tells.
+    if (error instanceof SquashfsError && (error.code === 'CORRUPT_IMAGE' || error.code === 'CODEC_ERROR')) await window.finish();
+    throw error;
   } finally {
-    await window?.close();
+    await window.close();
   }
 }
 
@@ -177,7 +193,13 @@ class DownloadWindow implements RandomAccessSource {
   }
 }
 
-async function extract(image: SquashfsImage, fs: FsWriteLike, root: string, options: WebRestoreOptions): Promise<Omit<WebRestoreResult, 'dir'>> {
+/**
+ * Writes an image's entries under `root`. With `overlay`, the image is a
+ * delta applied over what `root` holds (see chain.ts): a whiteout removes
+ * its name; a directory merges with the one there unless it is opaque;
+ * anything else replaces what is there.
+ */
+async function extract(image: SquashfsImage, fs: FsWriteLike, root: string, overlay: boolean, options: WebRestoreOptions): Promise<Omit<WebRestoreResult, 'dir'>> {
   const result = { entries: 0, files: 0, bytes: 0 };
   const settle: { path: string; mode: number; mtime: number }[] = [];
   const firstPath = new Map<number, string>();
@@ -186,6 +208,7 @@ async function extract(image: SquashfsImage, fs: FsWriteLike, root: string, opti
     const path = entry.path === '' ? root : `${root}/${entry.path}`;
     const st = entry.stat;
     result.entries++;
+    if (overlay && (await replaces(image, entry, fs, path))) continue;
     if (st.type !== 'directory' && st.nlink > 1) {
       const first = firstPath.get(st.inode);
       if (first !== undefined && fs.link) {
@@ -196,7 +219,7 @@ async function extract(image: SquashfsImage, fs: FsWriteLike, root: string, opti
     }
     switch (st.type) {
       case 'directory':
-        await fs.mkdir(path, { recursive: entry.path === '', mode: 0o700 });
+        await fs.mkdir(path, { recursive: entry.path === '' || overlay, mode: 0o700 });
         break;
       case 'file':
         result.bytes += await writeFile(image, entry, fs, path);
@@ -218,6 +241,23 @@ async function extract(image: SquashfsImage, fs: FsWriteLike, root: string, opti
     await fs.utimes(path, mtime, mtime);
   }
   return result;
+}
+
+/**
+ * Makes room for a delta's entry: removes what is at `path` unless the
+ * entry is a directory that merges with a directory there. True for a
+ * whiteout, which is then done.
+ */
+async function replaces(image: SquashfsImage, entry: WalkEntry, fs: FsWriteLike, path: string): Promise<boolean> {
+  const { stat } = entry;
+  if (stat.type === 'directory') {
+    const opaque = stat.hasXattrs && isOpaque(await image.xattrs(entry));
+    const there = await fs.lstat(path).catch(() => undefined);
+    if (there && (opaque || !there.isDirectory())) await fs.rm(path, { recursive: true, force: true });
+    return false;
+  }
+  await fs.rm(path, { recursive: true, force: true });
+  return isWhiteout(stat);
 }
 
 /** Holes are written as zeros this much at a time. */
