@@ -34,6 +34,8 @@ export {
 } from './backup/create.js';
 export { type DirectoryBackup, parseHandle, checkNotExpired, SuperblockLastHasher, DEFAULT_TTL } from './backup/handle.js';
 export {
-  openBackup, listBackups, deleteBackup, pruneExpiredBackups, resolveBackup, storeSource, checkStored, type OpenBackupOptions, type StoreOptions,
+  openBackup, listBackups, deleteBackup, pruneExpiredBackups, resolveBackup, storeSource, checkStored, chainsOf, baseOf,
+  type OpenBackupOptions, type StoreOptions, type DeleteBackupOptions, type PruneOptions,
 } from './backup/manage.js';
+export { resolveChain, chainOf, isWhiteout, isOpaque, OPAQUE_XATTR, DEFAULT_MAX_CHAIN } from './backup/chain.js';
 export { restoreBackup, type FsWriteLike, type WebRestoreOptions, type WebRestoreResult } from './backup/restore.js';

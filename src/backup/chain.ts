@@ -1,5 +1,5 @@
 import { BackupError } from '../errors.js';
-import { checkNotExpired, type DirectoryBackup } from './handle.js';
+import type { DirectoryBackup } from './handle.js';
 import { resolveBackup, type StoreOptions } from './manage.js';
 
 /**
@@ -39,7 +39,9 @@ export function chainOf(backup: DirectoryBackup): string[] {
 /**
  * The handles of a backup's chain, from the full backup to it (one handle
  * for a full backup). Every layer's metadata must be in the store
- * (BACKUP_NOT_FOUND naming the missing layer otherwise) and unexpired.
+ * (BACKUP_NOT_FOUND naming the missing layer otherwise). Only the top's
+ * expiry counts (the caller checks it): a base lives as long as a live
+ * delta needs it, and prune keeps it that long.
  */
 export async function resolveChain(backup: DirectoryBackup, options: StoreOptions): Promise<DirectoryBackup[]> {
   const ids = chainOf(backup);
@@ -57,7 +59,6 @@ export async function resolveChain(backup: DirectoryBackup, options: StoreOption
       }
       throw error;
     });
-    checkNotExpired(layer);
     layers.push(layer);
   }
   return layers;

@@ -293,7 +293,7 @@ async function planIncremental(
   let base: DirectoryBackup | undefined;
   if (options.base === 'latest') {
     const now = Date.now();
-    const live = (await listBackups({ store, signal })).filter((b) => b.dir === config.dir && Date.parse(b.expiresAt) > now);
+    const live = (await listBackups({ store, signal })).filter((b) => b.dir === config.dir && now <= Date.parse(b.expiresAt));
     base = live[live.length - 1];
     if (!base) {
       warnings.push(`a full backup was made: ${store.location} holds no live backup of ${config.dir} to be a delta over`);

@@ -67,7 +67,8 @@ export function parseHandle(value: unknown, where: string): DirectoryBackup {
     !!h && typeof h === 'object' &&
     ((h.base !== undefined && (typeof h.base !== 'string' || !isBackupId(h.base))) ||
       (h.chain !== undefined && (!Array.isArray(h.chain) || h.chain.length === 0 || !h.chain.every((id) => typeof id === 'string' && isBackupId(id)) || h.chain[h.chain.length - 1] !== h.id)) ||
-      (h.base !== undefined && (h.chain === undefined || h.chain.length < 2 || h.chain[h.chain.length - 2] !== h.base)));
+      (h.chain !== undefined && h.chain.length > 1) !== (h.base !== undefined) ||
+      (h.base !== undefined && h.chain![h.chain!.length - 2] !== h.base));
   const bad = !h || typeof h !== 'object' || h.format !== 'squashfs-4.0' || fields.some(([k, t]) => typeof h[k] !== t) || !isBackupId(h.id!) || badChain;
   if (bad) throw new BackupError('INVALID_BACKUP_CONFIG', `${where} is not a backup handle (format squashfs-4.0 with id, key, size, sha256, dir, createdAt, expiresAt; a delta's base and chain ending in base, id)`);
   return h as DirectoryBackup;

@@ -4,6 +4,7 @@ import { BackupError } from '../errors.js';
 import { SquashfsImage } from '../squashfs/reader/image.js';
 import type { RandomAccessSource } from '../squashfs/reader/types.js';
 import { StoreError, type ObjectStore } from '../uploader/store.js';
+import { chainOf } from './chain.js';
 import { readAheadSource } from './read-ahead.js';
 import { checkNotExpired, imageKey, isBackupId, metadataKey, parseHandle, type DirectoryBackup } from './handle.js';
 
@@ -78,30 +79,143 @@ export async function openBackup(backup: DirectoryBackup | string, options: Open
 
 /** Every backup in the store (from the metadata objects), oldest first; expired ones included. */
 export async function listBackups({ store, signal }: StoreOptions): Promise<DirectoryBackup[]> {
+  return (await readHandles(store, signal)).sort(oldestFirst);
+}
+
+/** The handles of the store's metadata objects but `except`'s (whose own handle may be unreadable: it is being deleted). */
+async function readHandles(store: ObjectStore, signal?: AbortSignal, except?: string): Promise<DirectoryBackup[]> {
   const found: DirectoryBackup[] = [];
   for await (const item of store.list('', signal)) {
     const id = item.key.endsWith('.json') ? item.key.slice(0, -5) : '';
-    if (!isBackupId(id)) continue;
+    if (!isBackupId(id) || id === except) continue;
     found.push(await resolveBackup(id, { store, signal }));
   }
-  return found.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  return found;
 }
 
-/** Removes a backup: its metadata first (so a listed backup always has its image), then the image. */
-export async function deleteBackup(backup: DirectoryBackup | string, { store, signal }: StoreOptions): Promise<void> {
+const oldestFirst = (a: DirectoryBackup, b: DirectoryBackup) => a.createdAt.localeCompare(b.createdAt);
+
+/**
+ * The order to delete backups in so that no listed delta is ever without
+ * its base: the top layers first (a delta's chain is longer than its
+ * base's), the newest first among layers of one depth.
+ */
+const topLayersFirst = (a: DirectoryBackup, b: DirectoryBackup) => chainOf(b).length - chainOf(a).length || oldestFirst(b, a);
+
+/** The id of the layer a backup is over (by its chain); undefined for a full backup. */
+export function baseOf(backup: DirectoryBackup): string | undefined {
+  const chain = chainOf(backup);
+  return chain.length > 1 ? chain[chain.length - 2] : undefined;
+}
+
+function addTo<T>(map: Map<string, T[]>, key: string, value: T): void {
+  const list = map.get(key);
+  if (list) list.push(value);
+  else map.set(key, [value]);
+}
+
+/**
+ * Backups grouped by the full backup at the bottom of their chains, the
+ * groups oldest first. Within a group each backup is followed by the deltas
+ * over it (oldest first, each followed by its own), so a chain reads
+ * downwards. A delta whose base is not among `backups` starts its own
+ * branch of the group.
+ */
+export function chainsOf(backups: readonly DirectoryBackup[]): DirectoryBackup[][] {
+  const groups = new Map<string, DirectoryBackup[]>();
+  for (const backup of [...backups].sort(oldestFirst)) addTo(groups, chainOf(backup)[0]!, backup);
+  return [...groups.values()].map((members) => {
+    const ids = new Set(members.map((b) => b.id));
+    const over = new Map<string, DirectoryBackup[]>();
+    for (const b of members) {
+      const base = baseOf(b);
+      if (base !== undefined && ids.has(base)) addTo(over, base, b);
+    }
+    const ordered: DirectoryBackup[] = [];
+    const visit = (b: DirectoryBackup) => {
+      ordered.push(b);
+      for (const delta of over.get(b.id) ?? []) visit(delta);
+    };
+    for (const b of members) {
+      const base = baseOf(b);
+      if (base === undefined || !ids.has(base)) visit(b);
+    }
+    return ordered;
+  });
+}
+
+/** Removes one backup's objects: its metadata first (so a listed backup always has its image), then the image. */
+async function removeBackup(id: string, store: ObjectStore, signal?: AbortSignal): Promise<void> {
+  await store.delete(metadataKey(id), signal);
+  await store.delete(imageKey(id), signal);
+}
+
+export interface DeleteBackupOptions extends StoreOptions {
+  /**
+   * Also delete the backups that have this one in their chains (deltas
+   * over it, at any depth, live or not), top layers first. Without it,
+   * such backups make the delete fail with BACKUP_IN_USE.
+   */
+  dependants?: boolean;
+}
+
+/**
+ * Removes a backup: its metadata first (so a listed backup always has its
+ * image), then the image. A backup other backups are layered over is
+ * deleted only with them (`dependants`), so that no delta outlives its
+ * base. Resolves the ids deleted, in the order they were.
+ */
+export async function deleteBackup(backup: DirectoryBackup | string, { store, signal, dependants }: DeleteBackupOptions): Promise<string[]> {
   const id = typeof backup === 'string' ? backup : parseHandle(backup, 'the backup handle').id;
   if (!isBackupId(id)) throw new BackupError('INVALID_BACKUP_CONFIG', `"${id}" is not a backup id (a UUID)`);
   if (!(await store.head(metadataKey(id), signal)) && !(await store.head(imageKey(id), signal))) {
     throw new BackupError('BACKUP_NOT_FOUND', `no backup ${id} in ${store.location}`, { key: metadataKey(id) });
   }
-  await store.delete(metadataKey(id), signal);
-  await store.delete(imageKey(id), signal);
+  const over = (await readHandles(store, signal, id)).filter((b) => chainOf(b).includes(id)).sort(topLayersFirst);
+  if (over.length > 0 && !dependants) {
+    const now = Date.now();
+    const named = over.map((b) => `${b.id} (${now > Date.parse(b.expiresAt) ? 'expired' : `live until ${b.expiresAt}`})`);
+    throw new BackupError(
+      'BACKUP_IN_USE',
+      `backup ${id} is in the chain of ${over.length} other backup${over.length === 1 ? '' : 's'}: ${named.join(', ')}; delete ${over.length === 1 ? 'it' : 'them'} first, or pass dependants: true to delete ${over.length === 1 ? 'it' : 'them'} with it`,
+      { key: metadataKey(id) },
+    );
+  }
+  for (const b of over) await removeBackup(b.id, store, signal);
+  await removeBackup(id, store, signal);
+  return [...over.map((b) => b.id), id];
 }
 
-/** Deletes every expired backup; returns those deleted. */
-export async function pruneExpiredBackups(options: StoreOptions & { now?: number }): Promise<DirectoryBackup[]> {
+export interface PruneOptions extends StoreOptions {
+  /** The time to judge expiry by (ms since the epoch; default now). */
+  now?: number;
+  /** Called for each expired backup kept because a live backup has it in its chain, with why. */
+  onKept?: (backup: DirectoryBackup, reason: string) => void;
+}
+
+/**
+ * Deletes every expired backup that no live backup needs; returns those
+ * deleted. An expired backup in the chain of a live one (at any depth) is
+ * kept, and `onKept` says for which. Deltas are deleted before their bases.
+ */
+export async function pruneExpiredBackups(options: PruneOptions): Promise<DirectoryBackup[]> {
   const now = options.now ?? Date.now();
-  const expired = (await listBackups(options)).filter((b) => now > Date.parse(b.expiresAt));
-  for (const backup of expired) await deleteBackup(backup.id, options);
-  return expired;
+  const all = await listBackups(options);
+  const expired = (b: DirectoryBackup) => now > Date.parse(b.expiresAt);
+  /** For each backup a live one needs, the live one that needs it longest. */
+  const neededBy = new Map<string, DirectoryBackup>();
+  for (const live of all.filter((b) => !expired(b))) {
+    for (const id of chainOf(live)) {
+      const other = neededBy.get(id);
+      if (id !== live.id && (!other || Date.parse(live.expiresAt) > Date.parse(other.expiresAt))) neededBy.set(id, live);
+    }
+  }
+  const gone: DirectoryBackup[] = [];
+  for (const backup of all.filter(expired)) {
+    const live = neededBy.get(backup.id);
+    if (live) options.onKept?.(backup, `base of live backup ${live.id} (expires ${live.expiresAt})`);
+    else gone.push(backup);
+  }
+  for (const backup of [...gone].sort(topLayersFirst)) await removeBackup(backup.id, options.store, options.signal);
+  return gone;
 }

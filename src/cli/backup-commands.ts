@@ -2,7 +2,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseHandle, isBackupId, type DirectoryBackup } from '../backup/handle.js';
-import { deleteBackup, listBackups, openBackup, pruneExpiredBackups } from '../backup/manage.js';
+import { chainOf } from '../backup/chain.js';
+import { baseOf, chainsOf, deleteBackup, listBackups, openBackup, pruneExpiredBackups } from '../backup/manage.js';
 import { BackupError } from '../errors.js';
 import { createBackup, defaultStoreDirectory, restoreBackup } from '../node/backup.js';
 import { loadNodeCodecs } from '../node/codecs.js';
@@ -11,7 +12,7 @@ import type { SquashfsImage } from '../squashfs/reader/image.js';
 import type { RequestPolicyOptions } from '../uploader/policy.js';
 import { s3Store } from '../uploader/s3-store.js';
 import type { ObjectStore } from '../uploader/store.js';
-import type { CliContext } from './main.js';
+import { parseInteger, type CliContext } from './main.js';
 import { formatBytes, ProgressLine } from './progress.js';
 import { STORE_OPTIONS, type StoreValues } from './store-options.js';
 
@@ -67,7 +68,10 @@ function handleFrom(text: string): DirectoryBackup | string {
   return parseHandle(json, text);
 }
 
-/** sqfs backup <dir> [--store URL] [--name N] [--ttl S] [--comp zstd|gzip] [--exclude P]... [--gitignore] */
+/**
+ * sqfs backup <dir> [--store URL] [--name N] [--ttl S] [--comp zstd|gzip] [--exclude P]... [--gitignore]
+ *   [--incremental | --base ID] [--max-chain N]
+ */
 export async function backup(ctx: CliContext): Promise<number> {
   const { values, positionals } = ctx.parse({
     ...STORE_OPTIONS,
@@ -77,8 +81,15 @@ export async function backup(ctx: CliContext): Promise<number> {
     level: { type: 'string' },
     exclude: { type: 'string', multiple: true },
     gitignore: { type: 'boolean' },
+    incremental: { type: 'boolean' },
+    base: { type: 'string' },
+    'max-chain': { type: 'string' },
   });
   if (positionals.length !== 1) throw ctx.usage('backup takes <dir>');
+  if (values.incremental && values.base !== undefined) throw ctx.usage('--incremental and --base ID are one or the other');
+  const maxChain = parseInteger(values['max-chain'], '--max-chain');
+  if (maxChain !== undefined && !values.incremental && values.base === undefined) throw ctx.usage('--max-chain goes with --incremental or --base ID');
+  const base = values.incremental || values.base === 'latest' ? 'latest' : values.base === undefined ? undefined : handleFrom(values.base);
   const store = storeFrom(ctx, values);
   const ttl = values.ttl === undefined ? undefined : Number(values.ttl);
   if (ttl !== undefined && !(ttl > 0)) throw ctx.usage(`--ttl takes a positive number of seconds, got "${values.ttl}"`);
@@ -93,6 +104,8 @@ export async function backup(ctx: CliContext): Promise<number> {
     compression: { algorithm: comp, level: values.level === undefined ? undefined : Number(values.level) },
     excludes: values.exclude,
     gitignore: values.gitignore,
+    base,
+    maxChain,
     onProgress: (p) =>
       progress.update(() =>
         p.phase === 'walk'
@@ -128,35 +141,54 @@ export async function restore(ctx: CliContext): Promise<number> {
   return 0;
 }
 
-/** sqfs backups list | delete <id> | prune  [--store URL] */
+/** Where a backup sits in its chain (its group of chainsOf): "full", or "delta k/n over BASE", n the deltas of the longest chain through it. */
+function position(group: DirectoryBackup[], backup: DirectoryBackup): string {
+  const depth = chainOf(backup).length - 1;
+  if (depth === 0) return 'full';
+  const deltas = Math.max(...group.filter((b) => chainOf(b).includes(backup.id)).map((b) => chainOf(b).length - 1));
+  const base = baseOf(backup);
+  return `delta ${depth}/${deltas} over ${base}${group.some((b) => b.id === base) ? '' : ' (missing)'}`;
+}
+
+/** sqfs backups list [--json] | delete <id> [--dependants] | prune  [--store URL] */
 export async function backups(ctx: CliContext): Promise<number> {
-  const { values, positionals } = ctx.parse({ ...STORE_OPTIONS, json: { type: 'boolean' } });
+  const { values, positionals } = ctx.parse({ ...STORE_OPTIONS, json: { type: 'boolean' }, dependants: { type: 'boolean' } });
   const [action, id] = positionals;
+  if (values.dependants && action !== 'delete') throw ctx.usage('--dependants goes with backups delete <id>');
   const store = storeFrom(ctx, values);
   await auditStore(ctx, store, 'backups');
   if (action === 'list' && positionals.length === 1) {
     const all = await listBackups({ store });
-    if (values.json) ctx.out(`${JSON.stringify(all, null, 2)}\n`);
+    if (values.json) ctx.out(`${JSON.stringify(all.map((b) => ({ ...b, chain: chainOf(b) })), null, 2)}\n`);
     else {
       const now = Date.now();
-      for (const b of all) {
-        const state = now > Date.parse(b.expiresAt) ? 'expired' : `expires ${b.expiresAt}`;
-        ctx.out(`${b.id}  ${b.createdAt}  ${formatBytes(b.size).padStart(10)}  ${state}  ${b.name}  (${b.dir})\n`);
+      for (const group of chainsOf(all)) {
+        for (const b of group) {
+          const state = now > Date.parse(b.expiresAt) ? 'expired' : `expires ${b.expiresAt}`;
+          const indent = '  '.repeat(chainOf(b).length - 1);
+          ctx.out(`${indent}${b.id}  ${b.createdAt}  ${formatBytes(b.size).padStart(10)}  ${state}  ${position(group, b)}  ${b.name}  (${b.dir})\n`);
+        }
       }
     }
     return 0;
   }
   if (action === 'delete' && id !== undefined && positionals.length === 2) {
-    await deleteBackup(id, { store });
-    ctx.err(`deleted ${id}\n`);
+    for (const deleted of await deleteBackup(id, { store, dependants: values.dependants })) ctx.err(`deleted ${deleted}\n`);
     return 0;
   }
   if (action === 'prune' && positionals.length === 1) {
-    const gone = await pruneExpiredBackups({ store });
-    ctx.err(`pruned ${gone.length} expired backup${gone.length === 1 ? '' : 's'}\n`);
+    let kept = 0;
+    const gone = await pruneExpiredBackups({
+      store,
+      onKept: (b, reason) => {
+        kept++;
+        ctx.err(`kept ${b.id} (expired ${b.expiresAt}): ${reason}\n`);
+      },
+    });
+    ctx.err(`pruned ${gone.length} expired backup${gone.length === 1 ? '' : 's'}${kept > 0 ? `, kept ${kept} that live backups need` : ''}\n`);
     return 0;
   }
-  throw ctx.usage('backups takes list, delete <id> or prune');
+  throw ctx.usage('backups takes list, delete <id> [--dependants] or prune');
 }
 
 /** For ls and cat: a backup id (not a file) opens the stored backup by range. */
