@@ -28,7 +28,8 @@ export {
 } from './uploader/stream-upload.js';
 export { s3Store, awsPresigner, encodeKey, type S3StoreOptions, type Presigner, type PresignRequest, type AwsPresignerOptions } from './uploader/s3-store.js';
 export { r2Store, type R2BucketLike, type R2MultipartUploadLike, type R2StoreOptions } from './uploader/r2-store.js';
-export { createBackup, webBackupRuntime } from './backup/web.js';
+export { createBackup, compactBackup, webBackupRuntime } from './backup/web.js';
+export { compactBackupWith, type CompactBackupOptions } from './backup/compact.js';
 export {
   createBackupWith, checkOptions, type CreateBackupOptions, type BackupProgress, type BackupCompression, type BackupRuntime,
 } from './backup/create.js';
@@ -38,4 +39,6 @@ export {
   type OpenBackupOptions, type StoreOptions, type DeleteBackupOptions, type PruneOptions,
 } from './backup/manage.js';
 export { resolveChain, chainOf, isWhiteout, isOpaque, OPAQUE_XATTR, DEFAULT_MAX_CHAIN } from './backup/chain.js';
+export { imageSource, type ImageTree } from './backup/image-source.js';
+export { ChainImage, type BackupImage, type ChainInfo } from './backup/chain-image.js';
 export { restoreBackup, type FsWriteLike, type WebRestoreOptions, type WebRestoreResult } from './backup/restore.js';

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Volume } from 'memfs';
 import { restoreBackup as webRestoreBackup, type FsWriteLike } from '../src/index.js';
 import { BackupError } from '../src/errors.js';
-import { createBackup, localStore, type DirectoryBackup } from '../src/node/index.js';
+import { compactBackup, createBackup, localStore, openBackup, openImage, restoreBackup, type BackupImage, type DirectoryBackup } from '../src/node/index.js';
 import { compareTrees, hasGetfattr, isRoot } from './helpers/oracles.js';
 
 const base = existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
@@ -206,6 +206,19 @@ async function webView(read: { lstat(p: string): Promise<any>; readdir(p: string
   return out;
 }
 
+/** What `webView` gives, read from a backup opened by range (a chain read as one tree). */
+async function imageView(image: BackupImage): Promise<string[]> {
+  const out: string[] = [];
+  for await (const entry of image.walk()) {
+    const { stat } = entry;
+    const kind = stat.type === 'directory' ? 'd' : stat.type === 'file' ? 'f' : stat.type === 'symlink' ? 'l' : 'other';
+    if (kind === 'other') continue;
+    const what = kind === 'f' ? Buffer.from(await image.readFile(entry)).toString('base64') : kind === 'l' ? `-> ${Buffer.from(await image.readlink(entry)).toString()}` : '';
+    out.push(`${entry.path || '.'} ${kind} ${kind === 'l' ? '' : (stat.mode & 0o7777).toString(8)} ${kind === 'l' ? '' : stat.mtime} ${what}`);
+  }
+  return out.sort();
+}
+
 /** A starting tree: a few directories, files, a symlink and a hard link pair. */
 async function seedTree(root: string): Promise<void> {
   await fsp.mkdir(path.join(root, 'src/lib'), { recursive: true });
@@ -245,10 +258,32 @@ describe('incremental backups as overlayfs layers', () => {
               expect(problems, `after ${JSON.stringify(edits.slice(0, i + 1))}`).toEqual([]);
             }
           }
-          // The fs-shaped restore (any runtime) reads the chain too: into memfs.
+          const top = chain[chain.length - 1]!;
+          // Restore (Node) reads through the chain.
+          const restored = path.join(work, `restored-${run}`);
+          await restoreBackup(top, { store, dir: restored });
+          expect(await compareTrees(dir, restored), 'restore').toEqual([]);
+          // So does the fs-shaped restore (any runtime): into memfs.
           const vol = new Volume();
-          await webRestoreBackup(chain[chain.length - 1]!, { store, fs: vol.promises as unknown as FsWriteLike, dir: '/restored' });
-          expect(await webView(vol.promises as never, '/restored')).toEqual(await webView(fsp, dir));
+          await webRestoreBackup(top, { store, fs: vol.promises as unknown as FsWriteLike, dir: '/restored' });
+          const expected = await webView(fsp, dir);
+          expect(await webView(vol.promises as never, '/restored'), 'fs-shaped restore').toEqual(expected);
+          // And openBackup, by range.
+          const image = await openBackup(top, { store });
+          try {
+            expect(await imageView(image), 'openBackup').toEqual([...expected].sort());
+          } finally {
+            await image.close();
+          }
+          // A compacted chain is one full image of the same tree, as unsquashfs extracts it.
+          const compacted = await compactBackup(top, { store });
+          expect(compacted.base).toBeUndefined();
+          const extracted = path.join(work, `extracted-${run}`);
+          const r = spawnSync('unsquashfs', ['-no-progress', '-d', extracted, path.join(storeDir, compacted.key)], { encoding: 'utf8' });
+          expect(r.status, r.stderr).toBe(0);
+          expect(await compareTrees(dir, extracted), 'compacted').toEqual([]);
+          await fsp.rm(restored, { recursive: true, force: true });
+          await fsp.rm(extracted, { recursive: true, force: true });
           await fsp.rm(dir, { recursive: true, force: true });
           await fsp.rm(storeDir, { recursive: true, force: true });
         },
@@ -270,6 +305,39 @@ describe('incremental backups as overlayfs layers', () => {
     expect(delta.size).toBeLessThan(full.size);
     expect(delta.chain).toEqual([full.id, delta.id]);
     if (canMount) expect(await withOverlay(storeDir, [full, delta], (merged) => compareTrees(dir, merged))).toEqual([]);
+  });
+
+  it('compaction copies the stored blocks of the layers verbatim (same compressor and block size)', async () => {
+    const dir = path.join(work, 'compact');
+    const storeDir = path.join(work, 'compact-store');
+    await fsp.mkdir(dir);
+    await fsp.mkdir(storeDir, { mode: 0o700 });
+    await seedTree(dir);
+    // Text that compresses, differently at zstd -3 and -19: blocks copied from the base keep its -3 bytes.
+    await fsp.writeFile(path.join(dir, 'log.txt'), Array.from({ length: 20_000 }, (_, i) => `line ${i} ${(i * 7919) % 1000}\n`).join(''));
+    const store = localStore(storeDir);
+    const full = await createBackup({ dir, store, compression: { algorithm: 'zstd', level: 3 } });
+    await fsp.writeFile(path.join(dir, 'docs/new.md'), 'new\n');
+    const delta = await createBackup({ dir, store, base: full, compression: { algorithm: 'zstd', level: 19 } });
+    const compacted = await compactBackup(delta, { store });
+    expect(compacted).toMatchObject({ compression: 'zstd', level: 19, blockSize: full.blockSize });
+    const [before, after] = await Promise.all([openImage(path.join(storeDir, full.key)), openImage(path.join(storeDir, compacted.key))]);
+    try {
+      const [a, b] = await Promise.all([before.storedData('/log.txt'), after.storedData('/log.txt')]);
+      expect(a.words.length).toBeGreaterThan(1);
+      expect([...b.words]).toEqual([...a.words]);
+      for (let i = 0; i < a.words.length; i++) expect(Buffer.compare(await b.block(i), await a.block(i))).toBe(0);
+      // What -19 makes of the same file differs: the blocks above were not recompressed.
+      const again = await createBackup({ dir, store, compression: { algorithm: 'zstd', level: 19 } });
+      const fresh = await openImage(path.join(storeDir, again.key));
+      try {
+        expect([...(await fresh.storedData('/log.txt')).words]).not.toEqual([...a.words]);
+      } finally {
+        await fresh.close();
+      }
+    } finally {
+      await Promise.all([before.close(), after.close()]);
+    }
   });
 
   it("'latest' with no backup of the directory makes a full backup and says so; maxChain bounds a chain", async () => {

@@ -14,7 +14,7 @@ import { chainOf, DEFAULT_MAX_CHAIN, resolveChain } from './chain.js';
 import { deltaSource, deltaXattrs, mergedTree, planDelta, type DeltaPlan } from './delta.js';
 import { gitignoreFilter } from './gitignore.js';
 import { DEFAULT_TTL, imageKey, metadataKey, SuperblockLastHasher, type DirectoryBackup } from './handle.js';
-import { listBackups, openBackup, resolveBackup } from './manage.js';
+import { listBackups, openLayer, resolveBackup } from './manage.js';
 
 export type BackupCompression = 'zstd' | 'gzip' | { algorithm: 'zstd' | 'gzip'; level?: number };
 
@@ -94,7 +94,7 @@ export interface BackupRuntime {
 
 const MAX_NAME = 256;
 
-interface Config {
+export interface Config {
   dir: string;
   name: string;
   ttl: number;
@@ -176,17 +176,51 @@ async function create(runtime: BackupRuntime, config: Config, options: CreateBac
   const exclude = excludeFilter(base, dir, options);
   // The xattr lookup (Node: one getfattr run) starts now; the writer needs it only at the end.
   const xattrs = options.fs ? undefined : runtime.xattrs?.(dir);
-  const [codecs, compressor] = await Promise.all([options.codecs ?? runtime.codecs(), runtime.compressor?.(config.algorithm, options.blockSize ?? DEFAULT_BLOCK_SIZE)]);
+  const codecs = await (options.codecs ?? runtime.codecs());
   const id = runtime.randomUUID();
-  const key = imageKey(id);
   let delta: { base: DirectoryBackup; plan: DeltaPlan } | undefined;
   try {
     delta = await planIncremental(store, source, config, options, exclude, await xattrs, codecs, warnings);
   } catch (error) {
-    await compressor?.close();
     // A base that is missing, expired or damaged keeps its own code (BACKUP_NOT_FOUND, BACKUP_EXPIRED, ...).
-    throw error instanceof BackupError ? error : asCreateError(error, dir, store, key);
+    throw error instanceof BackupError ? error : asCreateError(error, dir, store, imageKey(id));
   }
+  return storeImage(runtime, store, config, options, {
+    id, codecs, warnings,
+    source: delta ? deltaSource(source, delta.plan) : source,
+    root: dir,
+    // A delta's plan has applied the filter already (a whiteout of a newly excluded name must not be left out).
+    exclude: delta ? undefined : exclude,
+    xattrs: delta ? deltaXattrs(delta.plan, await xattrs) : await xattrs,
+    chain: delta && { base: delta.base.id, chain: [...chainOf(delta.base), id] },
+  });
+}
+
+/** What `storeImage` packs, and what the handle says of it. */
+export interface Packing {
+  id: string;
+  codecs: CodecRegistry;
+  source: TreeSource;
+  /** The path in `source` to pack. */
+  root: SourcePath;
+  exclude?: ExcludeFilter;
+  xattrs?: WriterOptions['xattrs'];
+  warnings: string[];
+  /** A delta's place in its chain. */
+  chain?: { base: string; chain: string[] };
+}
+
+/**
+ * Packs a tree and streams the image into the store (multipart, hashed on
+ * the way), then stores the handle beside it. The common end of a backup
+ * and of a compaction; `config.dir` is the directory the handle names.
+ */
+export async function storeImage(runtime: BackupRuntime, store: ObjectStore, config: Config, options: CreateBackupOptions, packing: Packing): Promise<DirectoryBackup> {
+  const { dir } = config;
+  const { id, codecs, warnings } = packing;
+  const key = imageKey(id);
+  const failed = (message: string, cause?: unknown, path?: string) => new BackupError('BACKUP_CREATE_ERROR', message, { cause, path });
+  const compressor = await runtime.compressor?.(config.algorithm, options.blockSize ?? DEFAULT_BLOCK_SIZE);
   const hasher = new SuperblockLastHasher(runtime.createHash());
   const progress: BackupProgress = { phase: 'walk', entries: 0, files: 0, bytesRead: 0, bytesWritten: 0, bytesUploaded: 0, totalBytes: 0 };
   const report = () => options.onProgress?.({ ...progress });
@@ -215,7 +249,7 @@ async function create(runtime: BackupRuntime, config: Config, options: CreateBac
 
   let result;
   try {
-    result = await writeImage(delta ? deltaSource(source, delta.plan) : source, dir, sink, {
+    result = await writeImage(packing.source, packing.root, sink, {
       compression: config.algorithm,
       level: config.level,
       blockSize: options.blockSize,
@@ -225,9 +259,8 @@ async function create(runtime: BackupRuntime, config: Config, options: CreateBac
       blockBuffer: compressor?.blockBuffer,
       storeFileBlock: compressor?.storeFileBlock,
       maxInFlight: compressor?.maxInFlight,
-      // A delta's plan has applied the filter already (a whiteout of a newly excluded name must not be left out).
-      exclude: delta ? undefined : exclude,
-      xattrs: delta ? deltaXattrs(delta.plan, await xattrs) : await xattrs,
+      exclude: packing.exclude,
+      xattrs: packing.xattrs,
       signal: options.signal,
       onProgress: (p) => {
         // Room for the metadata on top of the data: part sizes are picked from this.
@@ -264,7 +297,7 @@ async function create(runtime: BackupRuntime, config: Config, options: CreateBac
     files: result.files,
     entries: result.inodes,
     warnings,
-    ...(delta && { base: delta.base.id, chain: [...chainOf(delta.base), id] }),
+    ...packing.chain,
   };
   try {
     await store.put(metadataKey(id), new TextEncoder().encode(`${JSON.stringify(backup, null, 2)}\n`), options.signal);
@@ -309,7 +342,7 @@ async function planIncremental(
   }
   const images = [];
   try {
-    for (const layer of layers) images.push(await openBackup(layer, { store, signal, codecs }));
+    for (const layer of layers) images.push(await openLayer(layer, { store, signal, codecs }));
     const merged = await mergedTree(images, signal);
     const plan = await planDelta(source, config.dir, merged, { exclude, xattrs, signal });
     return { base, plan };

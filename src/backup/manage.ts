@@ -4,7 +4,8 @@ import { BackupError } from '../errors.js';
 import { SquashfsImage } from '../squashfs/reader/image.js';
 import type { RandomAccessSource } from '../squashfs/reader/types.js';
 import { StoreError, type ObjectStore } from '../uploader/store.js';
-import { chainOf } from './chain.js';
+import { chainOf, resolveChain } from './chain.js';
+import { ChainImage, type BackupImage } from './chain-image.js';
 import { readAheadSource } from './read-ahead.js';
 import { checkNotExpired, imageKey, isBackupId, metadataKey, parseHandle, type DirectoryBackup } from './handle.js';
 
@@ -65,11 +66,25 @@ export interface OpenBackupOptions extends StoreOptions {
  * The backup's image, read through ranged GETs of the stored object: only
  * the superblock, the metadata on the paths looked up, and the files'
  * own blocks, read ahead while a file is read through. Checks expiry and
- * the stored size first.
+ * the stored size first. A delta is read through its chain (ChainImage):
+ * the tree its layers show together, as overlayfs shows them.
  */
-export async function openBackup(backup: DirectoryBackup | string, options: OpenBackupOptions): Promise<SquashfsImage> {
+export async function openBackup(backup: DirectoryBackup | string, options: OpenBackupOptions): Promise<BackupImage> {
   const handle = await resolveBackup(backup, options);
   checkNotExpired(handle);
+  const layers = await resolveChain(handle, options);
+  const images: SquashfsImage[] = [];
+  try {
+    for (const layer of layers) images.push(await openLayer(layer, options));
+  } catch (error) {
+    await Promise.allSettled(images.map((image) => image.close()));
+    throw error;
+  }
+  return images.length === 1 ? images[0]! : new ChainImage(images);
+}
+
+/** One stored image (a full backup, or one layer of a chain on its own), read by range; its stored size checked first. */
+export async function openLayer(handle: DirectoryBackup, options: OpenBackupOptions): Promise<SquashfsImage> {
   await checkStored(handle, options.store, options.signal);
   return SquashfsImage.open(readAheadSource(storeSource(options.store, handle.key, handle.size)), {
     codecs: options.codecs ?? defaultCodecs(),

@@ -25,6 +25,8 @@ export interface FsWriteLike {
   utimes(path: string, atime: number, mtime: number): Promise<void>;
   rename(from: string, to: string): Promise<void>;
   rm(path: string, options: { recursive: true; force: true }): Promise<void>;
+  /** Where present, a delta's restore removes a non-directory with it (memfs's `rm` of a symlink removes its target). */
+  unlink?(path: string): Promise<void>;
   lstat(path: string): Promise<{ isDirectory(): boolean }>;
 }
 
@@ -250,13 +252,12 @@ async function extract(image: SquashfsImage, fs: FsWriteLike, root: string, over
  */
 async function replaces(image: SquashfsImage, entry: WalkEntry, fs: FsWriteLike, path: string): Promise<boolean> {
   const { stat } = entry;
-  if (stat.type === 'directory') {
-    const opaque = stat.hasXattrs && isOpaque(await image.xattrs(entry));
-    const there = await fs.lstat(path).catch(() => undefined);
-    if (there && (opaque || !there.isDirectory())) await fs.rm(path, { recursive: true, force: true });
-    return false;
+  const there = await fs.lstat(path).catch(() => undefined);
+  const merges = stat.type === 'directory' && there?.isDirectory() && !(stat.hasXattrs && isOpaque(await image.xattrs(entry)));
+  if (there && !merges) {
+    if (there.isDirectory() || !fs.unlink) await fs.rm(path, { recursive: true, force: true });
+    else await fs.unlink(path);
   }
-  await fs.rm(path, { recursive: true, force: true });
   return isWhiteout(stat);
 }
 

@@ -3,6 +3,7 @@ import { defaultCodecs } from '../codecs/index.js';
 import { createZstdCodec } from '../codecs/zstd.js';
 import { sha256 } from '../hash.js';
 import type { DirectoryBackup } from './handle.js';
+import { compactBackupWith, type CompactBackupOptions } from './compact.js';
 import { createBackupWith, type BackupRuntime, type CreateBackupOptions } from './create.js';
 
 /**
@@ -26,4 +27,9 @@ export const webBackupRuntime: BackupRuntime = {
 /** Backs up a directory of `fs` into `store`; returns the JSON handle. See CreateBackupOptions. */
 export function createBackup(options: CreateBackupOptions): Promise<DirectoryBackup> {
   return createBackupWith(webBackupRuntime, options);
+}
+
+/** Writes one full backup equal to a delta's chain (see compactBackupWith); `store` is required here. */
+export function compactBackup(backup: DirectoryBackup | string, options: CompactBackupOptions): Promise<DirectoryBackup> {
+  return compactBackupWith(webBackupRuntime, backup, options);
 }

@@ -8,7 +8,7 @@ import { BackupError } from '../errors.js';
 import { createBackup, defaultStoreDirectory, restoreBackup } from '../node/backup.js';
 import { loadNodeCodecs } from '../node/codecs.js';
 import { localStore } from '../node/local-store.js';
-import type { SquashfsImage } from '../squashfs/reader/image.js';
+import type { BackupImage } from '../backup/chain-image.js';
 import type { RequestPolicyOptions } from '../uploader/policy.js';
 import { s3Store } from '../uploader/s3-store.js';
 import type { ObjectStore } from '../uploader/store.js';
@@ -192,7 +192,7 @@ export async function backups(ctx: CliContext): Promise<number> {
 }
 
 /** For ls and cat: a backup id (not a file) opens the stored backup by range. */
-export async function openBackupById(ctx: CliContext, id: string, values: StoreValues): Promise<SquashfsImage> {
+export async function openBackupById(ctx: CliContext, id: string, values: StoreValues): Promise<BackupImage> {
   const store = storeFrom(ctx, values);
   await auditStore(ctx, store);
   return openBackup(id, { store, codecs: await loadNodeCodecs() });

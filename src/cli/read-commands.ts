@@ -4,7 +4,8 @@ import { SquashfsError } from '../errors.js';
 import { openImage } from '../node/file-source.js';
 import { unpackImage } from '../node/unpack.js';
 import { concatBytes } from '../squashfs/bytes.js';
-import { splitPath, type SquashfsImage } from '../squashfs/reader/image.js';
+import { splitPath } from '../squashfs/reader/image.js';
+import type { BackupImage } from '../backup/chain-image.js';
 import type { EntryStat } from '../squashfs/reader/types.js';
 import { longLine } from './listing.js';
 import type { CliContext } from './main.js';
@@ -12,13 +13,17 @@ import { formatBytes, ProgressLine } from './progress.js';
 import { STORE_OPTIONS, type StoreValues } from './store-options.js';
 
 /** Opens a backup by id (the store code is loaded only for this). */
-async function openBackupById(ctx: CliContext, id: string, values: StoreValues): Promise<SquashfsImage> {
+async function openBackupById(ctx: CliContext, id: string, values: StoreValues): Promise<BackupImage> {
   return (await import('./backup-commands.js')).openBackupById(ctx, id, values);
 }
 
-/** Opens an image file, or (for ls and cat) a stored backup named by its id. */
-async function withImage<T>(path: string, fn: (image: SquashfsImage) => Promise<T>, backupFrom?: { ctx: CliContext; values: StoreValues }): Promise<T> {
+/** Opens an image file, or (for ls and cat) a stored backup named by its id (through its chain, for a delta). */
+async function withImage<T>(path: string, fn: (image: BackupImage) => Promise<T>, backupFrom?: { ctx: CliContext; values: StoreValues }): Promise<T> {
   const image = backupFrom && isBackupId(path) && !existsSync(path) ? await openBackupById(backupFrom.ctx, path, backupFrom.values) : await openImage(path);
+  return using(image, fn);
+}
+
+async function using<I extends { close(): Promise<void> }, T>(image: I, fn: (image: I) => Promise<T>): Promise<T> {
   try {
     return await fn(image);
   } finally {
@@ -84,7 +89,7 @@ export async function unpack(ctx: CliContext): Promise<number> {
   if (positionals.length !== 2) throw ctx.usage('unpack takes <image> <dir>');
   const [imagePath, dir] = positionals as [string, string];
   const progress = new ProgressLine(ctx.progress);
-  return withImage(imagePath, async (image) => {
+  return using(await openImage(imagePath), async (image) => {
     const total = image.info().inodes;
     const result = await unpackImage(image, dir, {
       force: values.force === true,

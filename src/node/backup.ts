@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { compactBackupWith, type CompactBackupOptions } from '../backup/compact.js';
 import { createBackupWith, type BackupRuntime, type CreateBackupOptions } from '../backup/create.js';
 import type { DirectoryBackup } from '../backup/handle.js';
 import { loadNodeCodecs, nodeSha256 } from './codecs.js';
@@ -27,6 +28,14 @@ export const nodeBackupRuntime: BackupRuntime = {
  */
 export function createBackup(options: CreateBackupOptions): Promise<DirectoryBackup> {
   return createBackupWith(nodeBackupRuntime, options);
+}
+
+/**
+ * Writes one full backup equal to a delta's chain, copying the layers'
+ * blocks where they can be (see compactBackupWith); the chain stays.
+ */
+export function compactBackup(backup: DirectoryBackup | string, options: CompactBackupOptions = {}): Promise<DirectoryBackup> {
+  return compactBackupWith(nodeBackupRuntime, backup, options);
 }
 
 export { defaultStoreDirectory } from './local-store.js';

@@ -1,9 +1,10 @@
 import fs from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join } from 'node:path';
+import { chainOf, resolveChain } from '../backup/chain.js';
 import { ImageDownload } from '../backup/image-download.js';
 import { checkNotExpired, type DirectoryBackup } from '../backup/handle.js';
-import { resolveBackup } from '../backup/manage.js';
+import { checkStored, resolveBackup } from '../backup/manage.js';
 import { BackupError, SquashfsError } from '../errors.js';
 import { SquashfsImage } from '../squashfs/reader/image.js';
 import { checkRange } from '../squashfs/reader/source.js';
@@ -13,7 +14,7 @@ import { nodeCodecs, nodeSha256 } from './codecs.js';
 import { writeAll } from './file-extractor.js';
 import { readFully, type FileBackedSource } from './file-source.js';
 import { defaultStoreDirectory, localStore } from './local-store.js';
-import { unpackImage, type UnpackResult } from './unpack.js';
+import { applyLayer, unpackImage, type UnpackResult } from './unpack.js';
 
 export interface RestoreBackupOptions {
   /** Default: the local store `createBackup` uses by default. */
@@ -23,11 +24,12 @@ export interface RestoreBackupOptions {
   /** Ranged GETs at once and their size (default 8 of 2 MiB): memory stays within twice their product. */
   download?: DownloadOptions;
   signal?: AbortSignal;
-  /** `bytes` downloaded (phase 'download') or written out (phase 'extract') of the image's `total`. */
+  /** `bytes` downloaded (phase 'download') or written out (phase 'extract') of the `total` of the images (a delta's: its chain's). */
   onProgress?: (progress: { phase: 'download' | 'extract'; bytes: number; total: number; entries?: number }) => void;
   onWarning?: (message: string) => void;
 }
 
+/** What was written; for a delta, the sums over its chain's layers. */
 export interface RestoreResult extends UnpackResult {
   dir: string;
 }
@@ -40,6 +42,13 @@ export interface RestoreResult extends UnpackResult {
  * they need are there. The size and SHA-256 are checked over the whole
  * image before the extracted tree is swapped in (BACKUP_INTEGRITY_ERROR,
  * target untouched); any failure leaves the target as it was.
+ *
+ * A delta restores its chain: every layer's metadata and image are found
+ * in the store first (BACKUP_NOT_FOUND naming what is missing, before
+ * anything is written); the full backup at the bottom is extracted as
+ * above, then each delta, in order, is downloaded whole and verified
+ * before it is applied over the tree (see applyLayer), all before the
+ * tree is swapped in.
  */
 export async function restoreBackup(backup: DirectoryBackup | string, options: RestoreBackupOptions = {}): Promise<RestoreResult> {
   const store = options.store ?? localStore(defaultStoreDirectory());
@@ -57,19 +66,35 @@ export async function restoreBackup(backup: DirectoryBackup | string, options: R
   const controller = new AbortController();
   const onAbort = () => controller.abort(options.signal!.reason);
   options.signal?.addEventListener('abort', onAbort, { once: true });
-  const temp = join(dirname(target), `.${basename(target)}.restore-${handle.id}-${process.pid}.sqfs`);
+  const temp = tempImage(target, chainOf(handle)[0]!);
+  // Each layer tells of what it could not make: the same things, told once.
+  const told = new Set<string>();
+  const onWarning = (message: string) => {
+    if (told.has(message)) return;
+    told.add(message);
+    options.onWarning?.(message);
+  };
   let fd: number | undefined;
   let download: ImageDownload | undefined;
   let filling: Promise<void> | undefined;
   let downloadError: unknown;
   try {
-    download = await ImageDownload.start(handle, store, nodeSha256, options.download, controller.signal);
+    const layers = await resolveChain(handle, { store, signal: controller.signal });
+    const [full, ...deltas] = layers as [DirectoryBackup, ...DirectoryBackup[]];
+    await Promise.all(deltas.map((delta) => checkStored(delta, store, controller.signal)));
+    const total = layers.reduce((sum, layer) => sum + layer.size, 0);
+    // Bytes of the layers done: downloaded, and written out.
+    let downloaded = full.size;
+    let written = 0;
+    const applied: UnpackResult[] = [];
+
+    download = await ImageDownload.start(full, store, nodeSha256, options.download, controller.signal);
     await mkdir(dirname(target), { recursive: true }).catch((cause: Error) => {
       throw new BackupError('BACKUP_RESTORE_ERROR', `cannot create ${dirname(target)}: ${cause.message}`, { path: target, cause });
     });
     fd = fs.openSync(temp, 'wx+', 0o600);
-    const file = new GrowingFile(download, fd, temp, handle.size);
-    filling = file.fill((bytes) => options.onProgress?.({ phase: 'download', bytes, total: handle.size }));
+    const file = new GrowingFile(download, fd, temp, full.size);
+    filling = file.fill((bytes) => options.onProgress?.({ phase: 'download', bytes, total }));
     filling.catch((error: unknown) => {
       downloadError = error;
       controller.abort(error);
@@ -78,12 +103,29 @@ export async function restoreBackup(backup: DirectoryBackup | string, options: R
     const result = await unpackImage(image, target, {
       force: true,
       signal: controller.signal,
-      onWarning: options.onWarning,
+      onWarning,
       dataReady: (end) => file.ready(end),
-      beforeSwap: () => filling!,
-      onProgress: (p) => options.onProgress?.({ phase: 'extract', bytes: p.bytes, total: handle.size, entries: p.entries }),
+      beforeSwap: async (staging) => {
+        await filling;
+        for (const delta of deltas) {
+          const done = { download: downloaded, extract: written };
+          const layer = await applyDelta(delta, staging, tempImage(target, delta.id), store, {
+            download: options.download,
+            signal: controller.signal,
+            onWarning,
+            onProgress: (p) => options.onProgress?.({ ...p, bytes: done[p.phase] + p.bytes, total }),
+          });
+          applied.push(layer);
+          downloaded += delta.size;
+          written += layer.bytes;
+        }
+      },
+      onProgress: (p) => {
+        written = p.bytes;
+        options.onProgress?.({ phase: 'extract', bytes: p.bytes, total, entries: p.entries });
+      },
     });
-    return { ...result, dir: target };
+    return { ...sumResults([result, ...applied]), dir: target };
   } catch (error) {
     // An image that could not be read may be one that is not the one backed up: the whole download tells.
     const corrupt = error instanceof SquashfsError && (error.code === 'CORRUPT_IMAGE' || error.code === 'CODEC_ERROR');
@@ -98,6 +140,60 @@ export async function restoreBackup(backup: DirectoryBackup | string, options: R
     if (fd !== undefined) fs.closeSync(fd);
     await rm(temp, { force: true });
   }
+}
+
+/** Where an image of a restore is downloaded to: a hidden file beside the target. */
+function tempImage(target: string, id: string): string {
+  return join(dirname(target), `.${basename(target)}.restore-${id}-${process.pid}.sqfs`);
+}
+
+/**
+ * Downloads a delta whole into `temp`, verifies its size and SHA-256
+ * (BACKUP_INTEGRITY_ERROR) before reading a byte of it, and applies it
+ * onto the tree being restored. `temp` is removed whatever happens.
+ */
+async function applyDelta(
+  delta: DirectoryBackup,
+  tree: string,
+  temp: string,
+  store: ObjectStore,
+  options: Pick<RestoreBackupOptions, 'download' | 'onWarning' | 'onProgress'> & { signal: AbortSignal },
+): Promise<UnpackResult> {
+  let download: ImageDownload | undefined;
+  let fd: number | undefined;
+  try {
+    download = await ImageDownload.start(delta, store, nodeSha256, options.download, options.signal);
+    fd = fs.openSync(temp, 'wx+', 0o600);
+    // Once filled, the file is an image file like any other: its reads need not wait, and the extraction workers open it by path.
+    const file = new GrowingFile(download, fd, temp, delta.size);
+    await file.fill((bytes) => options.onProgress?.({ phase: 'download', bytes, total: delta.size }));
+    const image = await SquashfsImage.open(file, { codecs: nodeCodecs() });
+    return await applyLayer(image, tree, {
+      signal: options.signal,
+      onWarning: options.onWarning,
+      onProgress: (p) => options.onProgress?.({ phase: 'extract', bytes: p.bytes, total: delta.size, entries: p.entries }),
+    });
+  } finally {
+    download?.close();
+    if (fd !== undefined) fs.closeSync(fd);
+    await rm(temp, { force: true });
+  }
+}
+
+/** The counts of the layers' results added up, and their warnings (each once). */
+function sumResults(results: UnpackResult[]): UnpackResult {
+  const sum: UnpackResult = { entries: 0, files: 0, directories: 0, symlinks: 0, hardLinks: 0, special: 0, bytes: 0, warnings: [] };
+  for (const result of results) {
+    sum.entries += result.entries;
+    sum.files += result.files;
+    sum.directories += result.directories;
+    sum.symlinks += result.symlinks;
+    sum.hardLinks += result.hardLinks;
+    sum.special += result.special;
+    sum.bytes += result.bytes;
+    sum.warnings.push(...result.warnings.filter((warning) => !sum.warnings.includes(warning)));
+  }
+  return sum;
 }
 
 /**

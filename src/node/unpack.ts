@@ -1,6 +1,7 @@
 import fs, { constants } from 'node:fs';
 import { mkdtemp, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import { isOpaque, isWhiteout, OVERLAY_XATTR_PREFIX } from '../backup/chain.js';
 import { BackupError, SquashfsError, throwIfAborted } from '../errors.js';
 import { DATA_SIZE_MASK } from '../squashfs/constants.js';
 import type { SquashfsImage } from '../squashfs/reader/image.js';
@@ -32,12 +33,16 @@ export interface UnpackOptions {
    */
   dataReady?: (end: number) => Promise<void>;
   /**
-   * Awaited once everything is written, before the result replaces `dir`
-   * (a restore's integrity check). A failure there removes what was written
-   * and is thrown as it is.
+   * Awaited once everything is written, before the result replaces `dir`,
+   * with the directory the tree was written to (a restore's integrity
+   * check, and the layers it applies over the tree). A failure there
+   * removes what was written and is thrown as it is.
    */
-  beforeSwap?: () => Promise<void>;
+  beforeSwap?: (staging: string) => Promise<void>;
 }
+
+/** What applying a layer takes: an unpack's options that are not about replacing `dir`. */
+export type ApplyLayerOptions = Pick<UnpackOptions, 'onWarning' | 'onProgress' | 'signal' | 'concurrency' | 'threads'>;
 
 export interface UnpackResult {
   entries: number;
@@ -73,8 +78,8 @@ export async function unpackImage(image: SquashfsImage, dir: string, options: Un
     throw new SquashfsError('WRITE_FAILED', `cannot create a directory beside ${target}: ${cause.message}`, { path: target, cause });
   });
   try {
-    const result = await extractInto(image, staging, options);
-    await options.beforeSwap?.();
+    const result = await extractInto(image, staging, options, false);
+    await options.beforeSwap?.(staging);
     if (existing) {
       const old = `${staging}.old`;
       await rename(target, old);
@@ -92,14 +97,42 @@ export async function unpackImage(image: SquashfsImage, dir: string, options: Un
 }
 
 /**
- * What creating an entry gives it unasked, so the calls that would set it
- * again are left out: the process's owner (unless the staging directory
- * passes on its group) and the mode bits the umask lets through.
+ * Applies an overlayfs layer (a delta backup's image) onto the tree in
+ * `dir`, in place, so that `dir` becomes what `mount -t overlay` shows with
+ * the layer over it. A whiteout removes what is at its path; a directory
+ * of the layer is merged into a directory there unless it is opaque (then
+ * it replaces it; the layer's root, `dir` itself, is emptied); anything
+ * else replaces what is there. Every entry the layer holds gets its owner,
+ * mode, time and xattrs, overlayfs's own trusted.overlay.* left out; a
+ * merged directory loses the xattrs the layer's does not have, as the
+ * merged view shows only the top layer's. Not atomic: a restore applies
+ * layers to the tree it has yet to swap in. As in unpackImage, every path
+ * is built from `dir` down through directories this function made or
+ * found to be directories (a symlink on the way is replaced, never
+ * followed), so nothing is written outside `dir`.
  */
-function creationDefaults(root: string, isRoot: boolean) {
+export async function applyLayer(image: SquashfsImage, dir: string, options: ApplyLayerOptions = {}): Promise<UnpackResult> {
+  const target = resolve(dir);
+  const existing = await stat(target).catch(() => undefined);
+  if (!existing?.isDirectory()) throw new SquashfsError('WRITE_FAILED', `${target} is not a directory to apply a layer onto`, { path: target });
+  try {
+    return await extractInto(image, target, options, true);
+  } catch (error) {
+    if (error instanceof SquashfsError || error instanceof BackupError) throw error;
+    throw new SquashfsError('WRITE_FAILED', `applying a layer onto ${target} failed: ${(error as Error).message}`, { path: target, cause: error });
+  }
+}
+
+/**
+ * What creating an entry gives it unasked, so the calls that would set it
+ * again are left out: the process's owner (unless its directory may pass
+ * on its group: a staging directory that does, or any directory of an
+ * existing tree) and the mode bits the umask lets through.
+ */
+function creationDefaults(root: string, isRoot: boolean, existingTree: boolean) {
   const uid = process.geteuid?.();
   const gid = process.getegid?.();
-  const inheritsGroup = (fs.statSync(root).mode & 0o2000) !== 0;
+  const inheritsGroup = existingTree || (fs.statSync(root).mode & 0o2000) !== 0;
   const umask = process.umask();
   return {
     /** The owner to set, when running as root and creating did not give it. */
@@ -109,9 +142,14 @@ function creationDefaults(root: string, isRoot: boolean) {
   };
 }
 
-async function extractInto(image: SquashfsImage, root: string, options: UnpackOptions): Promise<UnpackResult> {
+/**
+ * Writes an image's tree into `root`: a directory just made for it, or
+ * (`layer`) an existing tree the image is an overlayfs layer over (see
+ * applyLayer).
+ */
+async function extractInto(image: SquashfsImage, root: string, options: UnpackOptions, layer: boolean): Promise<UnpackResult> {
   const isRoot = process.getuid?.() === 0;
-  const creation = creationDefaults(root, isRoot);
+  const creation = creationDefaults(root, isRoot, layer);
   const rootBytes = Buffer.from(root);
   const result: UnpackResult = { entries: 0, files: 0, directories: 0, symlinks: 0, hardLinks: 0, special: 0, bytes: 0, warnings: [] };
   const warned = new Set<string>();
@@ -134,6 +172,8 @@ async function extractInto(image: SquashfsImage, root: string, options: UnpackOp
   const xattrs: { path: Buffer; xattrs: { name: string; value: Uint8Array }[] }[] = [];
   const firstPathOfInode = new Map<number, Buffer>();
   const links: { path: Buffer; first: number }[] = [];
+  // Directories of the existing tree a layer's directory was merged into, and the names of the xattrs the layer gives them.
+  const merged: { path: Buffer; names: Set<string> }[] = [];
   const contents = contentWriter(image, options, (bytes) => {
     result.bytes += bytes;
     options.onProgress?.({ entries: result.entries, bytes: result.bytes });
@@ -145,24 +185,33 @@ async function extractInto(image: SquashfsImage, root: string, options: UnpackOp
       const path = pathOf(entry.names);
       const { stat: st } = entry;
       result.entries++;
+      if (layer && st.type !== 'directory') {
+        removePath(path);
+        // Whiteouts first: overlayfs may make them hard links of one another.
+        if (isWhiteout(st)) continue;
+      }
       if (st.type !== 'directory' && st.nlink > 1) {
         if (firstPathOfInode.has(st.inode)) {
           links.push({ path, first: st.inode });
           continue;
         }
       }
+      const stored = st.hasXattrs ? await image.xattrs(entry) : [];
+      const own = layer ? stored.filter((x) => !x.name.startsWith(OVERLAY_XATTR_PREFIX)) : stored;
       let settled = false;
       switch (st.type) {
         case 'directory':
-          if (entry.names.length > 0) {
+          if (layer && mergeDirectory(path, entry.names.length === 0, isOpaque(stored), isRoot)) {
+            merged.push({ path, names: new Set(own.map((x) => x.name)) });
+          } else if (entry.names.length > 0) {
             fs.mkdirSync(path, 0o700);
-            directoryPaths.set(entry.names[entry.names.length - 1]!, path);
           }
+          if (entry.names.length > 0) directoryPaths.set(entry.names[entry.names.length - 1]!, path);
           result.directories++;
           break;
         case 'file':
           // Extended attributes go on before the mode (which may forbid writing them), so such files are finished here.
-          if (st.hasXattrs) settled = await contents.add(entry, path, undefined);
+          if (own.length > 0) settled = await contents.add(entry, path, undefined);
           else {
             const createMode = creation.createMode(st.mode & 0o7777);
             settled = await contents.add(entry, path, {
@@ -181,7 +230,7 @@ async function extractInto(image: SquashfsImage, root: string, options: UnpackOp
       }
       if (!settled) made.push({ path, stat: st });
       if (st.type !== 'directory' && st.nlink > 1) firstPathOfInode.set(st.inode, path);
-      if (st.hasXattrs) xattrs.push({ path, xattrs: await image.xattrs(entry) });
+      if (own.length > 0) xattrs.push({ path, xattrs: own });
       options.onProgress?.({ entries: result.entries, bytes: result.bytes });
     }
     await contents.finish();
@@ -195,6 +244,9 @@ async function extractInto(image: SquashfsImage, root: string, options: UnpackOp
     fs.linkSync(existing, path);
     result.hardLinks++;
   }
+  if (merged.length > 0) {
+    await dropOtherXattrs(merged).catch((error: Error) => warn('xattrs', `extended attributes were not all removed from merged directories: ${error.message}`));
+  }
   if (xattrs.length > 0) {
     await restoreXattrs(xattrs).catch((error: Error) => warn('xattrs', `extended attributes were not all restored: ${error.message}`));
   }
@@ -207,6 +259,76 @@ async function extractInto(image: SquashfsImage, root: string, options: UnpackOp
   }
   if (!isRoot) warn('owners', 'not running as root: files are owned by the current user');
   return result;
+}
+
+/** Removes whatever is at `path`: a directory with everything below it, a symlink itself (never what it points to). */
+function removePath(path: Buffer): void {
+  if (fs.lstatSync(path, { throwIfNoEntry: false })) fs.rmSync(path, { recursive: true, force: true });
+}
+
+/**
+ * Makes way for a layer's directory at `path`: true when it is merged into
+ * the directory there (which keeps its other entries), false when it is to
+ * be made. An opaque directory replaces what is there; as the layer's
+ * root, which is never replaced, it empties it instead.
+ */
+function mergeDirectory(path: Buffer, top: boolean, opaque: boolean, isRoot: boolean): boolean {
+  const there = fs.lstatSync(path, { throwIfNoEntry: false });
+  if (!there) return false;
+  if (!top && (opaque || !there.isDirectory())) {
+    fs.rmSync(path, { recursive: true, force: true });
+    return false;
+  }
+  // Its entries change before its mode is set, at the end: without root, that needs write and search permission.
+  if (!isRoot && (there.mode & 0o700) !== 0o700) fs.chmodSync(path, there.mode | 0o700);
+  if (opaque) for (const name of fs.readdirSync(path, { encoding: 'buffer' })) fs.rmSync(Buffer.concat([path, SLASH, name]), { recursive: true, force: true });
+  return true;
+}
+
+/** Directories handed to one getfattr run. */
+const DIRECTORIES_PER_RUN = 64;
+
+/**
+ * Removes from the directories a layer merged into the xattrs the layer's
+ * directories do not have. Node has no xattr calls, and a tool's arguments
+ * cannot carry every name's bytes, so the tools get the directories open,
+ * as their descriptors 3 and up (/proc/self/fd/N). Without getfattr
+ * there is nothing to do: setfattr, of the same package, restored none.
+ */
+async function dropOtherXattrs(merged: { path: Buffer; names: Set<string> }[]): Promise<void> {
+  const { parseGetfattr } = await import('./xattrs.js');
+  for (let i = 0; i < merged.length; i += DIRECTORIES_PER_RUN) {
+    const batch = merged.slice(i, i + DIRECTORIES_PER_RUN);
+    const fds: number[] = [];
+    try {
+      for (const { path } of batch) fds.push(fs.openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW));
+      const names = fds.map((_, j) => `/proc/self/fd/${3 + j}`);
+      const listing = await runWithDescriptors('getfattr', ['--absolute-names', '-m', '-', ...names], fds);
+      if (!listing) return;
+      const found = parseGetfattr(listing);
+      for (const [j, { names: keep }] of batch.entries()) {
+        for (const { name } of found.get(names[j]!) ?? []) {
+          if (!keep.has(name)) await runWithDescriptors('setfattr', ['-x', name, '/proc/self/fd/3'], [fds[j]!]);
+        }
+      }
+    } finally {
+      for (const fd of fds) fs.closeSync(fd);
+    }
+  }
+}
+
+/** Runs a tool with `fds` as its descriptors 3 and up; resolves its output, or undefined when it is not installed. */
+async function runWithDescriptors(command: string, args: string[], fds: number[]): Promise<Buffer | undefined> {
+  const { spawn } = await import('node:child_process');
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe', ...fds] });
+    const out: Buffer[] = [];
+    let stderr = '';
+    child.stdout!.on('data', (chunk: Buffer) => out.push(chunk));
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk));
+    child.on('error', (error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? resolve(undefined) : reject(error)));
+    child.on('close', (code) => (code === 0 ? resolve(Buffer.concat(out)) : reject(new Error(`${command}: ${stderr.trim() || `exit ${code}`}`))));
+  });
 }
 
 /** Writes regular files' contents, in the background, a bounded number at a time. */

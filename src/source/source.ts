@@ -47,6 +47,26 @@ export interface TreeSource {
   open(path: SourcePath): Promise<SourceFile>;
   /** Extended attributes, where the source exposes them. */
   xattrs?(path: SourcePath): Promise<readonly Xattr[] | undefined>;
+  /**
+   * A regular file's data as another SquashFS image stores it, where the
+   * source is such an image: the writer copies its blocks verbatim when the
+   * compressor and block size agree (no decompressing and recompressing).
+   */
+  storedData?(path: SourcePath): Promise<StoredFileData | undefined>;
+}
+
+/** A file's data as stored in a SquashFS image (see TreeSource.storedData). */
+export interface StoredFileData {
+  /** The image's compressor id and block size: blocks are only of use to an image with the same. */
+  compressionId: number;
+  blockSize: number;
+  size: number;
+  /** Size words of the blocks the image stores for the file (0: a hole), the last one partial when its tail is not in a fragment. */
+  words: Uint32Array;
+  /** The stored bytes of block `index` (none for a hole). */
+  block(index: number): Promise<Uint8Array>;
+  /** The file's last `size % blockSize` bytes, decompressed (from its fragment or its last block). */
+  tail(): Promise<Uint8Array>;
 }
 
 export const S_IFMT = 0o170000;

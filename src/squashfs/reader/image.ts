@@ -13,6 +13,7 @@ import { Lru } from './lru.js';
 import { MetadataCursor, MetadataReader, type HeldBlocks } from './metadata-reader.js';
 import { decodeDataBlock, decodeDataBlockAsync, fragmentTail, layoutOf, MAX_RUN_BYTES, planRuns, storedLength, tailOf, type FileLayout } from './data.js';
 import { checkRange } from './source.js';
+import type { StoredFileData } from '../../source/source.js';
 import { FragmentLookup, IdLookup, LookupTable, XattrLookup } from './tables.js';
 import type {
   DirEntry, EntryStat, EntryType, FileChunk, ImageInfo, ImagePath, RandomAccessSource, WalkEntry, Xattr,
@@ -439,6 +440,43 @@ export class SquashfsImage {
     if (inode.fragmentIndex === NO_INDEX) return layoutOf(inode);
     const entry = await this.fragments.get(inode.fragmentIndex);
     return layoutOf(inode, { start: entry.start, word: entry.size });
+  }
+
+  /**
+   * A file's blocks as stored (for a writer that copies them into another
+   * image verbatim), and its tail decompressed. See StoredFileData.
+   */
+  async storedData(path: ImagePath | WalkEntry): Promise<StoredFileData> {
+    const inode = await this.target(path);
+    if (inode.kind !== 'file') throw this.notA('regular file', path);
+    const { blockSize, bytesUsed, compressionId } = this.superblock;
+    const layout = layoutOf(inode);
+    const words = inode.blockSizes;
+    const starts: number[] = [];
+    let position = inode.blocksStart;
+    for (const [i, word] of words.entries()) {
+      starts.push(position);
+      position += storedLength(word, blockSize, `file #${inode.inodeNumber} block ${i}`);
+    }
+    const read = async (index: number): Promise<Uint8Array> => {
+      const stored = storedLength(words[index]!, blockSize, `file #${inode.inodeNumber} block ${index}`);
+      checkRange(starts[index]!, stored, bytesUsed, `file #${inode.inodeNumber} block ${index}`);
+      return stored === 0 ? new Uint8Array(0) : this.source.read(starts[index]!, stored);
+    };
+    const tailLength = inode.fileSize % blockSize;
+    return {
+      compressionId, blockSize, size: inode.fileSize, words, block: read,
+      tail: async () => {
+        if (tailLength === 0) return new Uint8Array(0);
+        if (inode.fragmentIndex !== NO_INDEX) {
+          const tail = fragmentTail(layout, blockSize);
+          return tailOf(await this.fragmentBlock(inode.fragmentIndex), inode.fragmentOffset, tail.length, inode.inodeNumber, inode.fragmentIndex);
+        }
+        const last = words.length - 1;
+        if (words[last] === 0) return new Uint8Array(tailLength); // a hole
+        return decodeDataBlock(this.codec, await read(last), words[last]!, tailLength, false, starts[last]!);
+      },
+    };
   }
 
   /** Reads a file's blocks in runs of adjacent blocks, then its fragment tail. */

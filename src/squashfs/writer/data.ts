@@ -2,7 +2,7 @@ import { SquashfsError, throwIfAborted } from '../../errors.js';
 import { toHex, type HashFactory, type Hasher } from '../../hash.js';
 import { sourceError } from '../../source/fs-source.js';
 import { displayPath } from '../../source/paths.js';
-import type { SourceFile, SourcePath, TreeSource } from '../../source/source.js';
+import type { SourceFile, SourcePath, StoredFileData, TreeSource } from '../../source/source.js';
 import { isAllZero } from '../bytes.js';
 import { NO_INDEX } from '../constants.js';
 import type { FragmentEntry } from '../fragment-table.js';
@@ -28,6 +28,12 @@ export interface DataWriterOptions {
   storeFileBlock?: (fd: number, position: number, length: number) => Promise<StoredBlock>;
   /** Where read buffers come from (default: new ones). */
   blockBuffer?: (length: number) => Uint8Array;
+  /**
+   * The compressor id of the image being written: a file whose source
+   * offers its stored blocks (TreeSource.storedData) in an image with this
+   * compressor and block size has them copied verbatim.
+   */
+  compressionId?: number;
   /** Small files read ahead of the one being written (default 32). */
   readAhead?: number;
   signal?: AbortSignal;
@@ -187,6 +193,11 @@ export class DataWriter {
 
   /** A file of more than one block, streamed; hashed first when another file has its size. */
   private async writeLarge(entry: number): Promise<void> {
+    const stored = await this.storedData(entry);
+    if (stored) {
+      await this.writeStored(entry, stored);
+      return;
+    }
     const size = this.entries.size[entry]!;
     const file = await this.source.open(this.options.pathOf(entry));
     const elsewhere: Promise<unknown>[] = [];
@@ -223,6 +234,34 @@ export class DataWriter {
         this.closing.push(closed);
       }
     }
+  }
+
+  /** The file's blocks as its source image stores them, when they can be copied into this image as they are. */
+  private async storedData(entry: number): Promise<StoredFileData | undefined> {
+    const { compressionId, blockSize } = this.options;
+    if (compressionId === undefined || !this.source.storedData) return undefined;
+    const data = await this.source.storedData(this.options.pathOf(entry));
+    const fits = data && data.compressionId === compressionId && data.blockSize === blockSize && data.size === this.entries.size[entry];
+    return fits ? data : undefined;
+  }
+
+  /**
+   * A file copied from another image with the same compressor and block
+   * size: its blocks go in as they are stored there (holes stay holes), only
+   * its tail is handled here (into a fragment, or compressed as the last
+   * block when the source kept it in a fragment). Such files are not
+   * deduplicated: that would mean decompressing them to hash them.
+   */
+  private async writeStored(entry: number, data: StoredFileData): Promise<void> {
+    const { blockSize, onRead } = this.options;
+    const storeAt: StoreAt = async (position, length) => {
+      const index = position / blockSize;
+      onRead?.(length);
+      if (index >= data.words.length) return this.options.store(await data.tail());
+      const word = data.words[index]!;
+      return { bytes: word === 0 ? new Uint8Array(0) : await data.block(index), word };
+    };
+    await this.writeData(entry, () => data.tail(), undefined, storeAt);
   }
 
   /** Blocks of this file read and stored through its descriptor elsewhere, when the options allow it. */

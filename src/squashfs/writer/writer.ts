@@ -166,6 +166,7 @@ export async function writeImage(source: TreeSource, root: SourcePath, sink: Ima
     createHash: options.createHash ?? sha256,
     blockBuffer: options.blockBuffer,
     storeFileBlock: options.storeFileBlock ? (fd, position, length) => options.storeFileBlock!(fd, position, length, level) : undefined,
+    compressionId: codec.id,
     signal: options.signal,
     onRead: (bytes) => (progress.bytesRead += bytes),
   });
