@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Volume } from 'memfs';
 import { restoreBackup as webRestoreBackup, type FsWriteLike } from '../src/index.js';
 import { BackupError } from '../src/errors.js';
-import { compactBackup, createBackup, localStore, openBackup, openImage, restoreBackup, type BackupImage, type DirectoryBackup } from '../src/node/index.js';
+import { compactBackup, createBackup, deleteBackup, localStore, openBackup, openImage, restoreBackup, type BackupImage, type DirectoryBackup } from '../src/node/index.js';
 import { compareTrees, hasGetfattr, isRoot } from './helpers/oracles.js';
 
 const base = existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir();
@@ -338,6 +338,40 @@ describe('incremental backups as overlayfs layers', () => {
     } finally {
       await Promise.all([before.close(), after.close()]);
     }
+  });
+
+  it('checksums: a sidecar sha256sum checks the restored tree; compare by content finds a change that kept size and time', async () => {
+    const dir = path.join(work, 'content');
+    const storeDir = path.join(work, 'content-store');
+    await fsp.mkdir(dir);
+    await fsp.mkdir(storeDir, { mode: 0o700 });
+    await seedTree(dir);
+    await fsp.writeFile(path.join(dir, 'empty'), '');
+    const store = localStore(storeDir);
+    const full = await createBackup({ dir, store, checksums: true });
+    expect(full.checksums).toBe(`${full.id}.sha256`);
+    const restored = path.join(work, 'content-restored');
+    await restoreBackup(full, { store, dir: restored });
+    const check = spawnSync('sha256sum', ['--check', '--strict', path.join(storeDir, full.checksums!)], { cwd: restored, encoding: 'utf8' });
+    expect(check.status, check.stdout + check.stderr).toBe(0);
+    expect(check.stdout.split('\n').filter((l) => l.endsWith(': OK'))).toHaveLength(6); // every regular file, the empty one included
+
+    // Same size, same mtime, other bytes: the quick check cannot see it.
+    const file = path.join(dir, 'src/lib/util.js');
+    const st = await fsp.stat(file);
+    await fsp.writeFile(file, 'export const x = 2;\n');
+    await fsp.utimes(file, st.atime, st.mtime);
+    const byMetadata = await createBackup({ dir, store, base: full });
+    expect(byMetadata.entries).toBe(1);
+    const byContent = await createBackup({ dir, store, base: full, compare: 'content' });
+    expect(byContent.checksums).toBeDefined();
+    await restoreBackup(byContent, { store, dir: restored });
+    expect(await compareTrees(dir, restored)).toEqual([]);
+
+    const error = await createBackup({ dir, store, base: byMetadata, compare: 'content' }).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'INVALID_BACKUP_CONFIG', message: expect.stringMatching(/made without them/) });
+    await deleteBackup(byContent, { store });
+    expect(await fsp.readdir(storeDir)).not.toContain(`${byContent.id}.sha256`);
   });
 
   it("'latest' with no backup of the directory makes a full backup and says so; maxChain bounds a chain", async () => {

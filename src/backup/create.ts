@@ -13,6 +13,7 @@ import { DEFAULT_BLOCK_SIZE } from '../squashfs/constants.js';
 import { chainOf, DEFAULT_MAX_CHAIN, resolveChain } from './chain.js';
 import { deltaSource, deltaXattrs, mergedTree, planDelta, type DeltaPlan } from './delta.js';
 import { gitignoreFilter } from './gitignore.js';
+import { encodeSums, hashingSource, parseSums, sumsKey, type Sums } from './sums.js';
 import { DEFAULT_TTL, imageKey, metadataKey, SuperblockLastHasher, type DirectoryBackup } from './handle.js';
 import { listBackups, openLayer, resolveBackup } from './manage.js';
 
@@ -64,6 +65,22 @@ export interface CreateBackupOptions {
   base?: DirectoryBackup | string;
   /** Deltas a chain may have (default 8): when this one would be one too many, a full backup is made and its warnings say so. */
   maxChain?: number;
+  /**
+   * How a delta finds what changed: 'metadata' (default; type, size,
+   * mtime, mode, owner, symlink target, device, xattrs, as rsync's quick
+   * check) or 'content', which also hashes each file whose metadata match
+   * and compares it with the checksum its chain recorded (every layer must
+   * have been made with `checksums`). A content change that kept the size
+   * and mtime is found only so.
+   */
+  compare?: 'metadata' | 'content';
+  /**
+   * Record the SHA-256 of every file in `<id>.sha256` beside the image
+   * (sha256sum format; the handle's `checksums`). Costs a hash of every
+   * file read; on by default with `compare: 'content'`, so the next delta
+   * can compare by content too.
+   */
+  checksums?: boolean;
   /** Upload tuning: part size (default from the tree's size), parts in flight (default 8). Retries are the store's (its `policy`). */
   upload?: { partSize?: number; concurrency?: number };
   signal?: AbortSignal;
@@ -125,6 +142,9 @@ export function checkOptions(options: CreateBackupOptions): Config {
   if (options.symlinks !== undefined && options.symlinks !== 'keep' && options.symlinks !== 'reject-outside') {
     throw invalid(`symlinks must be 'keep' or 'reject-outside', not ${JSON.stringify(options.symlinks)}`);
   }
+  if (options.compare !== undefined && options.compare !== 'metadata' && options.compare !== 'content') {
+    throw invalid(`compare must be 'metadata' or 'content', not ${JSON.stringify(options.compare)}`);
+  }
   const maxChain = options.maxChain ?? DEFAULT_MAX_CHAIN;
   if (!Number.isInteger(maxChain) || maxChain < 0) throw invalid(`maxChain must be a whole number of deltas (0 or more), not ${maxChain}`);
   const base = options.base;
@@ -180,14 +200,16 @@ async function create(runtime: BackupRuntime, config: Config, options: CreateBac
   const id = runtime.randomUUID();
   let delta: { base: DirectoryBackup; plan: DeltaPlan } | undefined;
   try {
-    delta = await planIncremental(store, source, config, options, exclude, await xattrs, codecs, warnings);
+    delta = await planIncremental(store, source, config, options, exclude, await xattrs, codecs, warnings, runtime.createHash);
   } catch (error) {
     // A base that is missing, expired or damaged keeps its own code (BACKUP_NOT_FOUND, BACKUP_EXPIRED, ...).
     throw error instanceof BackupError ? error : asCreateError(error, dir, store, imageKey(id));
   }
+  const packed = delta ? deltaSource(source, delta.plan) : source;
+  const sums: Sums | undefined = options.checksums ?? options.compare === 'content' ? new Map() : undefined;
   return storeImage(runtime, store, config, options, {
-    id, codecs, warnings,
-    source: delta ? deltaSource(source, delta.plan) : source,
+    id, codecs, warnings, sums,
+    source: sums ? hashingSource(packed, dir, runtime.createHash, sums) : packed,
     root: dir,
     // A delta's plan has applied the filter already (a whiteout of a newly excluded name must not be left out).
     exclude: delta ? undefined : exclude,
@@ -208,6 +230,8 @@ export interface Packing {
   warnings: string[];
   /** A delta's place in its chain. */
   chain?: { base: string; chain: string[] };
+  /** The files' checksums as the source records them while the writer reads: stored beside the image once it is. */
+  sums?: Sums;
 }
 
 /**
@@ -298,11 +322,15 @@ export async function storeImage(runtime: BackupRuntime, store: ObjectStore, con
     entries: result.inodes,
     warnings,
     ...packing.chain,
+    ...(packing.sums && { checksums: sumsKey(id) }),
   };
   try {
+    // The checksums before the handle: a listed backup has all its objects.
+    if (packing.sums) await store.put(sumsKey(id), encodeSums(packing.sums), options.signal);
     await store.put(metadataKey(id), new TextEncoder().encode(`${JSON.stringify(backup, null, 2)}\n`), options.signal);
   } catch (error) {
     await store.delete(key).catch(() => undefined);
+    if (packing.sums) await store.delete(sumsKey(id)).catch(() => undefined);
     throw failed(`the backup's metadata could not be stored at ${store.location}/${metadataKey(id)}: ${(error as Error).message}`, error);
   }
   progress.phase = 'done';
@@ -319,7 +347,7 @@ export async function storeImage(runtime: BackupRuntime, store: ObjectStore, con
  */
 async function planIncremental(
   store: ObjectStore, source: TreeSource, config: Config, options: CreateBackupOptions,
-  exclude: ExcludeFilter | undefined, xattrs: WriterOptions['xattrs'], codecs: CodecRegistry, warnings: string[],
+  exclude: ExcludeFilter | undefined, xattrs: WriterOptions['xattrs'], codecs: CodecRegistry, warnings: string[], createHash: HashFactory,
 ): Promise<{ base: DirectoryBackup; plan: DeltaPlan } | undefined> {
   if (options.base === undefined) return undefined;
   const { signal } = options;
@@ -344,11 +372,26 @@ async function planIncremental(
   try {
     for (const layer of layers) images.push(await openLayer(layer, { store, signal, codecs }));
     const merged = await mergedTree(images, signal);
-    const plan = await planDelta(source, config.dir, merged, { exclude, xattrs, signal });
+    const content = options.compare === 'content' ? { sums: await chainSums(store, layers, signal), createHash } : undefined;
+    const plan = await planDelta(source, config.dir, merged, { exclude, xattrs, signal, content });
     return { base, plan };
   } finally {
     await Promise.all(images.map((image) => image.close()));
   }
+}
+
+/** The checksums of a chain's merged tree: each layer's, upper layers' over lower ones'. */
+async function chainSums(store: ObjectStore, layers: readonly DirectoryBackup[], signal?: AbortSignal): Promise<Sums> {
+  const sums: Sums = new Map();
+  for (const layer of layers) {
+    if (!layer.checksums) {
+      throw new BackupError('INVALID_BACKUP_CONFIG', `compare: 'content' needs the checksums of every layer of the chain; backup ${layer.id} was made without them (checksums: true)`);
+    }
+    const stream = await store.get(layer.checksums, signal);
+    if (!stream) throw new BackupError('BACKUP_NOT_FOUND', `backup ${layer.id}: its checksums are not at ${store.location}/${layer.checksums}`, { key: layer.checksums });
+    for (const [path, hex] of parseSums(new Uint8Array(await new Response(stream).arrayBuffer()))) sums.set(path, hex);
+  }
+  return sums;
 }
 
 function asCreateError(error: unknown, dir: string, store: ObjectStore, key: string): BackupError {

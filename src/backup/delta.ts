@@ -9,7 +9,9 @@ import {
   S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK,
   type SourcePath, type SourceStat, type TreeSource,
 } from '../source/source.js';
+import type { HashFactory } from '../hash.js';
 import { isOpaque, isWhiteout, OPAQUE_VALUE, OPAQUE_XATTR, OVERLAY_XATTR_PREFIX } from './chain.js';
+import { hashFile, relativeKey, type Sums } from './sums.js';
 
 /**
  * What a chain's merged tree holds at a path: what the quick check compares
@@ -123,6 +125,12 @@ export function sourceKey(path: SourcePath): string {
 }
 
 export interface PlanOptions {
+  /**
+   * Compare contents too: a file whose metadata match is hashed and
+   * compared with the chain's recorded checksum (a file with none counts
+   * as changed).
+   */
+  content?: { sums: Sums; createHash: HashFactory };
   exclude?: ExcludeFilter;
   xattrs?: (path: SourcePath) => Promise<readonly Xattr[] | undefined>;
   signal?: AbortSignal;
@@ -152,7 +160,10 @@ export async function planDelta(source: TreeSource, root: string, merged: Merged
     if (type === S_IFREG && stat.size !== earlier.size) return false;
     if ((type === S_IFBLK || type === S_IFCHR) && (stat.rdevMajor !== earlier.rdev?.major || stat.rdevMinor !== earlier.rdev?.minor)) return false;
     if (type === S_IFLNK && !bytesEqual(await source.readlink(path), earlier.target ?? new Uint8Array(0))) return false;
-    return (await xattrsOf(path)) === earlier.xattrs;
+    if ((await xattrsOf(path)) !== earlier.xattrs) return false;
+    if (type !== S_IFREG || !options.content) return true;
+    const recorded = options.content.sums.get(relativeKey(root, path));
+    return recorded !== undefined && recorded === (await hashFile(source, path, options.content.createHash));
   };
 
   /**

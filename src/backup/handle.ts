@@ -43,6 +43,8 @@ export interface DirectoryBackup {
   base?: string;
   /** Ids from the full backup at the bottom of the chain to this one (this one last); `[id]` for a full backup. */
   chain?: string[];
+  /** The key of its checksums (`<id>.sha256`, sha256sum format), when it was made with them. */
+  checksums?: string;
 }
 
 export const SUPERBLOCK_BYTES = 96;

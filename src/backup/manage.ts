@@ -159,10 +159,15 @@ export function chainsOf(backups: readonly DirectoryBackup[]): DirectoryBackup[]
   });
 }
 
-/** Removes one backup's objects: its metadata first (so a listed backup always has its image), then the image. */
-async function removeBackup(id: string, store: ObjectStore, signal?: AbortSignal): Promise<void> {
+/**
+ * Removes one backup's objects: its metadata first (so a listed backup
+ * always has its image), then the image, then its checksums when its
+ * handle names them.
+ */
+async function removeBackup(id: string, checksums: string | undefined, store: ObjectStore, signal?: AbortSignal): Promise<void> {
   await store.delete(metadataKey(id), signal);
   await store.delete(imageKey(id), signal);
+  if (checksums) await store.delete(checksums, signal);
 }
 
 export interface DeleteBackupOptions extends StoreOptions {
@@ -196,8 +201,10 @@ export async function deleteBackup(backup: DirectoryBackup | string, { store, si
       { key: metadataKey(id) },
     );
   }
-  for (const b of over) await removeBackup(b.id, store, signal);
-  await removeBackup(id, store, signal);
+  // Its own handle, for its checksums' key (a backup whose handle cannot be read is still deleted).
+  const own = typeof backup === 'string' ? await resolveBackup(id, { store, signal }).catch(() => undefined) : backup;
+  for (const b of over) await removeBackup(b.id, b.checksums, store, signal);
+  await removeBackup(id, own?.checksums, store, signal);
   return [...over.map((b) => b.id), id];
 }
 
@@ -231,6 +238,6 @@ export async function pruneExpiredBackups(options: PruneOptions): Promise<Direct
     if (live) options.onKept?.(backup, `base of live backup ${live.id} (expires ${live.expiresAt})`);
     else gone.push(backup);
   }
-  for (const backup of [...gone].sort(topLayersFirst)) await removeBackup(backup.id, options.store, options.signal);
+  for (const backup of [...gone].sort(topLayersFirst)) await removeBackup(backup.id, backup.checksums, options.store, options.signal);
   return gone;
 }
