@@ -9,6 +9,13 @@
  * back, mksquashfs's included. Only loopback is reached: Miniflare listens
  * on 127.0.0.1 and the Request.cf fetch is turned off.
  *
+ * A second Worker (test/workerd/backup-worker.ts, with an R2 binding and
+ * nodejs_compat for memfs alone) makes a chain in R2, a full backup and a
+ * delta of a memfs tree, compacts it with compactBackup, and restores both
+ * the compacted backup and the delta into memfs: each must equal the tree
+ * after the edit, and unsquashfs must extract the compacted image (taken
+ * from R2) to it too.
+ *
  * `npm test` builds dist/ before the suite; alone, run `npm run build` first.
  */
 import { promises as fsp } from 'node:fs';
@@ -18,9 +25,11 @@ import { inflateSync } from 'node:zlib';
 import { unzlibSync } from 'fflate';
 import { Miniflare, supportedCompatibilityDate } from 'miniflare';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bytesSource, SquashfsImage, type DirectoryBackup } from '../src/index.js';
 import { expect7zAccepts, expectExtractMatches, expectImageMatches, expectSqfs2tarAccepts, isRoot, mksquashfs, run } from './helpers/oracles.js';
 import { bundleWorker, type WorkerBundle } from './workerd/bundle.js';
 import { materialize } from './workerd/materialize.js';
+import { treeView } from './workerd/tree-view.js';
 import { BIG_SIZE, compressibleText, noise, ROOT_MTIME, sampleSource, TREE_MTIME } from './workerd/tree.js';
 
 /** The smallest valid WebAssembly module, given as a CompiledWasm module to show that a precompiled Module instantiates. */
@@ -227,4 +236,96 @@ describe('workerd (Miniflare, no nodejs_compat)', () => {
       ['big.txt', 'bin', 'bin/random.bin', 'bin/tool.sh', 'bin/up', 'docs', 'docs/héllo wörld.md', 'docs/old', 'empty', 'emptydir', 'link', 'readme.txt'].sort(),
     );
   });
+});
+
+describe('a chain of backups compacted in workerd (R2, memfs)', () => {
+  let chainMf: Miniflare;
+  let chainBundle: WorkerBundle;
+
+  beforeAll(async () => {
+    chainBundle = await bundleWorker(work, { entry: 'backup-worker.ts', nodejsCompat: true });
+    chainMf = new Miniflare({
+      modules: [
+        { type: 'ESModule', path: 'backup-worker.mjs', contents: chainBundle.code },
+        { type: 'CompiledWasm', path: 'zstd.wasm', contents: await fsp.readFile(path.join(__dirname, '../dist/zstd.wasm')) },
+      ],
+      compatibilityDate: supportedCompatibilityDate,
+      compatibilityFlags: ['nodejs_compat'], // for memfs: the package needs none (the Worker above runs it without)
+      r2Buckets: ['BACKUPS'],
+      host: '127.0.0.1',
+      port: 0,
+      cf: false,
+    });
+    await chainMf.ready;
+  });
+
+  afterAll(async () => {
+    await chainMf?.dispose();
+  });
+
+  /** A stored image, as the Worker left it in R2. */
+  async function fromR2(key: string): Promise<Uint8Array> {
+    const bucket = (await chainMf.getR2Bucket('BACKUPS')) as unknown as { get(key: string): Promise<{ arrayBuffer(): Promise<ArrayBuffer> } | null> };
+    const object = await bucket.get(key);
+    expect(object, key).not.toBeNull();
+    return new Uint8Array(await object!.arrayBuffer());
+  }
+
+  it('bundles dist/index.js with memfs', () => {
+    expect(chainBundle.inputs.some(([name]) => name.endsWith('dist/index.js'))).toBe(true);
+    expect(chainBundle.inputs.some(([name]) => /node_modules\/memfs\//.test(name))).toBe(true);
+  });
+
+  for (const comp of ['zstd', 'gzip'] as const) {
+    it(`makes a full backup and a delta, compacts the delta, and restores both to the edited tree (${comp})`, async () => {
+      const res = await chainMf.dispatchFetch(`http://localhost/chain?comp=${comp}`, { method: 'POST' });
+      const body = await res.text();
+      expect(res.status, body.slice(0, 3000)).toBe(200);
+      const answer = JSON.parse(body) as {
+        full: DirectoryBackup; delta: DirectoryBackup; compacted: DirectoryBackup;
+        before: string[]; after: string[]; restoredCompacted: string[]; restoredDelta: string[];
+        results: { compacted: { entries: number; files: number }; delta: { entries: number; files: number } };
+      };
+      const { full, delta, compacted, before, after } = answer;
+      expect(full.base).toBeUndefined();
+      expect(delta).toMatchObject({ base: full.id, chain: [full.id, delta.id], compression: comp });
+      expect(compacted.base).toBeUndefined();
+      expect(compacted.chain ?? [compacted.id]).toEqual([compacted.id]);
+      expect(compacted).toMatchObject({ dir: '/data', name: delta.name, compression: comp, blockSize: full.blockSize });
+      expect(new Set([full.id, delta.id, compacted.id]).size).toBe(3);
+
+      // The edit is in the tree the delta was made of (so the checks below can fail).
+      expect(after).not.toEqual(before);
+      const names = (lines: string[]) => lines.map((l) => l.split(' ').slice(0, 2).join(' '));
+      expect(names(after)).toEqual(expect.arrayContaining(['new/added.bin f', 'new/empty f', 'emptydir f', 'docs/fresh.md f', 'link l']));
+      expect(names(after)).not.toEqual(expect.arrayContaining(['bin/random.bin f']));
+      expect(after.some((l) => l.startsWith('old'))).toBe(false);
+      expect(after).toContain('link l -> big.txt');
+
+      // Restored, the compacted backup and the delta (through its chain) are the tree after the edit.
+      expect(answer.restoredCompacted).toEqual(after);
+      expect(answer.restoredDelta).toEqual(after);
+      expect(answer.results.compacted).toMatchObject({ entries: compacted.entries, files: compacted.files });
+
+      // unsquashfs extracts the compacted image, as stored in R2, to that tree as well.
+      const image = await fromR2(`chain-${comp}/${compacted.key}`);
+      expect(image.length).toBe(compacted.size);
+      const file = path.join(work, `compacted-${comp}.sqfs`);
+      await fsp.writeFile(file, image);
+      const out = path.join(work, `compacted-${comp}`);
+      const r = await run('unsquashfs', ['-no-progress', '-no-xattrs', '-d', out, file]);
+      expect(r.code, r.stderr.toString()).toBe(0);
+      expect(await treeView(fsp as never, out)).toEqual(after);
+
+      // big.txt was not touched: its blocks are the full backup's, copied as stored.
+      const [a, b] = await Promise.all([
+        SquashfsImage.open(bytesSource(await fromR2(`chain-${comp}/${full.key}`))),
+        SquashfsImage.open(bytesSource(image)),
+      ]);
+      const [was, is] = await Promise.all([a.storedData('/big.txt'), b.storedData('/big.txt')]);
+      expect(was.words.length).toBeGreaterThanOrEqual(2); // two full blocks (and the tail, where it is not in a fragment)
+      expect([...is.words]).toEqual([...was.words]);
+      for (let i = 0; i < was.words.length; i++) expect(Buffer.compare(await is.block(i), await was.block(i))).toBe(0);
+    });
+  }
 });

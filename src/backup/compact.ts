@@ -2,7 +2,7 @@ import { BackupError } from '../errors.js';
 import type { ObjectStore } from '../uploader/store.js';
 import { resolveChain } from './chain.js';
 import { ChainImage } from './chain-image.js';
-import { storeImage, type BackupProgress, type BackupRuntime, type Config } from './create.js';
+import { checkOptions, storeImage, type BackupProgress, type BackupRuntime, type Config } from './create.js';
 import { checkNotExpired, DEFAULT_TTL, type DirectoryBackup } from './handle.js';
 import { imageSource } from './image-source.js';
 import { openLayer, resolveBackup } from './manage.js';
@@ -39,10 +39,11 @@ export async function compactBackupWith(runtime: BackupRuntime, backup: Director
   const layers = await resolveChain(top, { store, signal });
   const codecs = await (options.codecs ?? runtime.codecs());
   const left = Math.floor((Date.parse(top.expiresAt) - Date.now()) / 1000);
-  const config: Config = {
+  // The same checks as a backup's options (name, ttl).
+  const config: Config = checkOptions({
     dir: top.dir, name: options.name ?? top.name, ttl: options.ttl ?? (left > 0 ? left : DEFAULT_TTL),
-    algorithm: top.compression, level: top.level, maxChain: 0,
-  };
+    compression: { algorithm: top.compression, level: top.level },
+  });
   const images: SquashfsImage[] = [];
   try {
     for (const layer of layers) images.push(await openLayer(layer, { store, signal, codecs }));

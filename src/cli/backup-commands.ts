@@ -5,7 +5,8 @@ import { parseHandle, isBackupId, type DirectoryBackup } from '../backup/handle.
 import { chainOf } from '../backup/chain.js';
 import { baseOf, chainsOf, deleteBackup, listBackups, openBackup, pruneExpiredBackups } from '../backup/manage.js';
 import { BackupError } from '../errors.js';
-import { createBackup, defaultStoreDirectory, restoreBackup } from '../node/backup.js';
+import type { BackupProgress } from '../backup/create.js';
+import { compactBackup, createBackup, defaultStoreDirectory, restoreBackup } from '../node/backup.js';
 import { loadNodeCodecs } from '../node/codecs.js';
 import { localStore } from '../node/local-store.js';
 import type { BackupImage } from '../backup/chain-image.js';
@@ -68,9 +69,27 @@ function handleFrom(text: string): DirectoryBackup | string {
   return parseHandle(json, text);
 }
 
+/** --ttl SECONDS: a positive number, or undefined when not given. */
+function ttlFrom(ctx: CliContext, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const ttl = Number(text);
+  if (!(ttl > 0)) throw ctx.usage(`--ttl takes a positive number of seconds, got "${text}"`);
+  return ttl;
+}
+
+/** The progress line of a backup being written (by backup, and by backups compact). */
+function showWriting(progress: ProgressLine, verb: string): (p: BackupProgress) => void {
+  return (p) =>
+    progress.update(() =>
+      p.phase === 'walk'
+        ? `scanning: ${p.entries} entries`
+        : `${verb}: ${formatBytes(p.bytesRead)} / ${formatBytes(p.totalBytes)} read, ${formatBytes(p.bytesUploaded)} stored`,
+    );
+}
+
 /**
  * sqfs backup <dir> [--store URL] [--name N] [--ttl S] [--comp zstd|gzip] [--exclude P]... [--gitignore]
- *   [--incremental | --base ID] [--max-chain N]
+ *   [--incremental | --base ID] [--max-chain N] [--compare content] [--checksums]
  */
 export async function backup(ctx: CliContext): Promise<number> {
   const { values, positionals } = ctx.parse({
@@ -84,15 +103,18 @@ export async function backup(ctx: CliContext): Promise<number> {
     incremental: { type: 'boolean' },
     base: { type: 'string' },
     'max-chain': { type: 'string' },
+    compare: { type: 'string' },
+    checksums: { type: 'boolean' },
   });
   if (positionals.length !== 1) throw ctx.usage('backup takes <dir>');
+  const compare = values.compare;
+  if (compare !== undefined && compare !== 'metadata' && compare !== 'content') throw ctx.usage(`--compare takes metadata or content, got "${compare}"`);
   if (values.incremental && values.base !== undefined) throw ctx.usage('--incremental and --base ID are one or the other');
   const maxChain = parseInteger(values['max-chain'], '--max-chain');
   if (maxChain !== undefined && !values.incremental && values.base === undefined) throw ctx.usage('--max-chain goes with --incremental or --base ID');
   const base = values.incremental || values.base === 'latest' ? 'latest' : values.base === undefined ? undefined : handleFrom(values.base);
   const store = storeFrom(ctx, values);
-  const ttl = values.ttl === undefined ? undefined : Number(values.ttl);
-  if (ttl !== undefined && !(ttl > 0)) throw ctx.usage(`--ttl takes a positive number of seconds, got "${values.ttl}"`);
+  const ttl = ttlFrom(ctx, values.ttl);
   const comp = values.comp ?? 'zstd';
   if (comp !== 'zstd' && comp !== 'gzip') throw ctx.usage(`--comp takes zstd or gzip, got "${comp}"`);
   const progress = new ProgressLine(ctx.progress);
@@ -106,12 +128,9 @@ export async function backup(ctx: CliContext): Promise<number> {
     gitignore: values.gitignore,
     base,
     maxChain,
-    onProgress: (p) =>
-      progress.update(() =>
-        p.phase === 'walk'
-          ? `scanning: ${p.entries} entries`
-          : `backing up: ${formatBytes(p.bytesRead)} / ${formatBytes(p.totalBytes)} read, ${formatBytes(p.bytesUploaded)} stored`,
-      ),
+    compare,
+    checksums: values.checksums,
+    onProgress: showWriting(progress, 'backing up'),
   }).finally(() => progress.done());
   for (const warning of handle.warnings) ctx.err(`sqfs backup: warning: ${warning}\n`);
   ctx.out(`${JSON.stringify(handle, null, 2)}\n`);
@@ -150,11 +169,26 @@ function position(group: DirectoryBackup[], backup: DirectoryBackup): string {
   return `delta ${depth}/${deltas} over ${base}${group.some((b) => b.id === base) ? '' : ' (missing)'}`;
 }
 
-/** sqfs backups list [--json] | delete <id> [--dependants] | prune  [--store URL] */
+/**
+ * sqfs backups list [--json] | delete <id> [--dependants] | prune | compact <id | handle.json> [--name N] [--ttl S]
+ *   [--store URL]
+ */
 export async function backups(ctx: CliContext): Promise<number> {
-  const { values, positionals } = ctx.parse({ ...STORE_OPTIONS, json: { type: 'boolean' }, dependants: { type: 'boolean' } });
+  const { values, positionals } = ctx.parse({
+    ...STORE_OPTIONS,
+    json: { type: 'boolean' },
+    dependants: { type: 'boolean' },
+    name: { type: 'string' },
+    ttl: { type: 'string' },
+  });
   const [action, id] = positionals;
   if (values.dependants && action !== 'delete') throw ctx.usage('--dependants goes with backups delete <id>');
+  if ((values.name !== undefined || values.ttl !== undefined) && action !== 'compact') throw ctx.usage('--name and --ttl go with backups compact <id>');
+  if (action === 'compact') {
+    if (id === undefined || positionals.length !== 2) throw ctx.usage('backups compact takes <id | handle.json>');
+    const ttl = ttlFrom(ctx, values.ttl);
+    return compact(ctx, storeFrom(ctx, values), handleFrom(id), { name: values.name, ttl });
+  }
   const store = storeFrom(ctx, values);
   await auditStore(ctx, store, 'backups');
   if (action === 'list' && positionals.length === 1) {
@@ -188,7 +222,24 @@ export async function backups(ctx: CliContext): Promise<number> {
     ctx.err(`pruned ${gone.length} expired backup${gone.length === 1 ? '' : 's'}${kept > 0 ? `, kept ${kept} that live backups need` : ''}\n`);
     return 0;
   }
-  throw ctx.usage('backups takes list, delete <id> [--dependants] or prune');
+  throw ctx.usage('backups takes list, delete <id> [--dependants], prune or compact <id>');
+}
+
+/**
+ * sqfs backups compact <id | handle.json> [--name N] [--ttl S]: one full
+ * backup equal to the backup's chain, its handle printed as sqfs backup
+ * prints one; the chain stays. The store's own warnings come in the handle.
+ */
+async function compact(ctx: CliContext, store: ObjectStore, backup: DirectoryBackup | string, options: { name?: string; ttl?: number }): Promise<number> {
+  const progress = new ProgressLine(ctx.progress);
+  const handle = await compactBackup(backup, {
+    store,
+    ...options,
+    onProgress: showWriting(progress, 'compacting'),
+  }).finally(() => progress.done());
+  for (const warning of handle.warnings) ctx.err(`sqfs backups: warning: ${warning}\n`);
+  ctx.out(`${JSON.stringify(handle, null, 2)}\n`);
+  return 0;
 }
 
 /** For ls and cat: a backup id (not a file) opens the stored backup by range. */

@@ -32,11 +32,14 @@ commands:
   unpack <image> <dir> [--force]   extract everything (into a new directory, swapped in at the end)
   info <image> [--json]         superblock, compressor and counts
   backup <dir> [--store URL] [--name N] [--ttl SECONDS] [--comp zstd|gzip] [--level N] [--exclude P]... [--gitignore]
-         [--incremental | --base ID] [--max-chain N]
+         [--incremental | --base ID] [--max-chain N] [--compare metadata|content] [--checksums]
                                 back up a directory into a store; prints the handle (JSON)
       --incremental            a delta (only what changed) over the newest live backup of the directory
       --base ID                a delta over that backup (an id or a handle file; latest: as --incremental)
       --max-chain N            deltas a chain may have (default 8); one more makes a full backup instead
+      --checksums              also store every file's SHA-256 beside the image (<id>.sha256, sha256sum format)
+      --compare content        a delta also hashes files whose size and time match, against the chain's checksums
+                                (every layer made with --checksums; --compare content records them too)
   restore <handle.json | id> [dir] [--store URL]
                                 restore a backup (into its own directory by default; replaces the contents)
                                 while it downloads, by parallel ranged GETs
@@ -44,6 +47,10 @@ commands:
                                 list (each delta indented under the backup it is over), delete, or delete the
                                 expired backups of a store. A base stays while a live delta needs it: prune keeps
                                 it and says why; delete refuses a base unless --dependants (deletes its deltas too)
+  backups compact <id | handle.json> [--name N] [--ttl SECONDS] [--store URL]
+                                write one full backup equal to a delta's chain (the chain stays); prints its
+                                handle (JSON). Blocks are copied as stored where compressor and block size agree
+      --name N, --ttl SECONDS  default: the backup's name, and the time it has left (else 3 days)
 
   ls and cat also take a backup id in place of <image> (read by range from the store).
   --store: file:///path, or s3://bucket/prefix with --endpoint URL (or SQFS_S3_ENDPOINT) and

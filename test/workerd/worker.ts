@@ -20,6 +20,7 @@ import {
   SquashfsImage, writeImage, type Codec, type CodecRegistry,
 } from '../../dist/index.js';
 import { sampleSource, TREE_MTIME } from './tree.js';
+import { loadWasmModule, ZSTD_WASM_MODULE } from './wasm-module.js';
 import { memorySink } from '../helpers/memory-sink.js';
 
 /** No bindings are needed: everything the Worker uses is in its bundle. */
@@ -40,19 +41,8 @@ type Env = Record<string, unknown>;
  * a later engineer) hands Miniflare a CompiledWasm module at this path, and
  * answers 501 while there is none.
  */
-// Not exported: workerd takes every named export of the main module for a handler.
-const ZSTD_WASM_MODULE = './zstd.wasm';
-
-async function loadWasmModule(specifier: string): Promise<WebAssembly.Module | undefined> {
-  try {
-    // A variable specifier: esbuild leaves the import to workerd.
-    const namespace = (await import(/* @vite-ignore */ specifier)) as { default: WebAssembly.Module };
-    return namespace.default;
-  } catch (error) {
-    if (/No such module/.test((error as Error).message)) return undefined;
-    throw error;
-  }
-}
+// ZSTD_WASM_MODULE and loadWasmModule are in wasm-module.ts (imported, not
+// re-exported: workerd takes every named export of the main module for a handler).
 
 /** The zstd codec (compressor id 6) from the precompiled module: workerd instantiates a Module, never bytes. */
 function zstdCodecFromModule(module: WebAssembly.Module): Promise<Codec> {
