@@ -242,7 +242,8 @@ export class ChainImage implements BackupImage {
   /** A file's blocks as the layer holding it stores them (see SquashfsImage.storedData), for copying them verbatim. */
   async storedData(path: ImagePath | WalkEntry): Promise<StoredFileData> {
     const [top] = await this.find(path, false);
-    return this.layers[top!.layer]!.storedData(top!.at);
+    const data = await this.layers[top!.layer]!.storedData(top!.at);
+    return { ...data, identity: `${top!.layer}/${data.identity}` };
   }
 
   async *readChunks(path: ImagePath | WalkEntry): AsyncIterable<FileChunk> {

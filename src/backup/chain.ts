@@ -45,13 +45,10 @@ export function chainOf(backup: DirectoryBackup): string[] {
  */
 export async function resolveChain(backup: DirectoryBackup, options: StoreOptions): Promise<DirectoryBackup[]> {
   const ids = chainOf(backup);
-  const layers: DirectoryBackup[] = [];
-  for (const [i, id] of ids.entries()) {
-    if (id === backup.id) {
-      layers.push(backup);
-      continue;
-    }
-    const layer = await resolveBackup(id, options).catch((error: unknown) => {
+  // The handles are read at once: each is a round trip.
+  const layers = await Promise.all(ids.map(async (id, i) => {
+    if (id === backup.id) return backup;
+    return resolveBackup(id, options).catch((error: unknown) => {
       if (error instanceof BackupError && error.code === 'BACKUP_NOT_FOUND') {
         throw new BackupError('BACKUP_NOT_FOUND', `backup ${backup.id}: layer ${i + 1} of its chain of ${ids.length} (${id}) is missing from ${options.store.location}`, {
           key: error.key, cause: error,
@@ -59,7 +56,6 @@ export async function resolveChain(backup: DirectoryBackup, options: StoreOption
       }
       throw error;
     });
-    layers.push(layer);
-  }
+  }));
   return layers;
 }

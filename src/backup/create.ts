@@ -209,6 +209,8 @@ async function create(runtime: BackupRuntime, config: Config, options: CreateBac
   const sums: Sums | undefined = options.checksums ?? options.compare === 'content' ? new Map() : undefined;
   return storeImage(runtime, store, config, options, {
     id, codecs, warnings, sums,
+    // A small delta is compressed on this thread: starting the compression threads would cost more.
+    inline: delta !== undefined && delta.plan.bytes < INLINE_DELTA_BYTES,
     source: sums ? hashingSource(packed, dir, runtime.createHash, sums) : packed,
     root: dir,
     // A delta's plan has applied the filter already (a whiteout of a newly excluded name must not be left out).
@@ -232,7 +234,12 @@ export interface Packing {
   chain?: { base: string; chain: string[] };
   /** The files' checksums as the source records them while the writer reads: stored beside the image once it is. */
   sums?: Sums;
+  /** Compress on this thread, without the runtime's compressor. */
+  inline?: boolean;
 }
+
+/** A delta holding fewer bytes of files than this is compressed on the calling thread. */
+const INLINE_DELTA_BYTES = 4 * 1024 * 1024;
 
 /**
  * Packs a tree and streams the image into the store (multipart, hashed on
@@ -244,7 +251,7 @@ export async function storeImage(runtime: BackupRuntime, store: ObjectStore, con
   const { id, codecs, warnings } = packing;
   const key = imageKey(id);
   const failed = (message: string, cause?: unknown, path?: string) => new BackupError('BACKUP_CREATE_ERROR', message, { cause, path });
-  const compressor = await runtime.compressor?.(config.algorithm, options.blockSize ?? DEFAULT_BLOCK_SIZE);
+  const compressor = packing.inline ? undefined : await runtime.compressor?.(config.algorithm, options.blockSize ?? DEFAULT_BLOCK_SIZE);
   const hasher = new SuperblockLastHasher(runtime.createHash());
   const progress: BackupProgress = { phase: 'walk', entries: 0, files: 0, bytesRead: 0, bytesWritten: 0, bytesUploaded: 0, totalBytes: 0 };
   const report = () => options.onProgress?.({ ...progress });
@@ -370,7 +377,12 @@ async function planIncremental(
   }
   const images = [];
   try {
-    for (const layer of layers) images.push(await openLayer(layer, { store, signal, codecs }));
+    // Opened at once: each is a few round trips (its size, superblock and tables).
+    const opening = layers.map((layer) => openLayer(layer, { store, signal, codecs }));
+    const settled = await Promise.allSettled(opening);
+    for (const result of settled) if (result.status === 'fulfilled') images.push(result.value);
+    const failure = settled.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+    if (failure) throw failure.reason;
     const merged = await mergedTree(images, signal);
     const content = options.compare === 'content' ? { sums: await chainSums(store, layers, signal), createHash } : undefined;
     const plan = await planDelta(source, config.dir, merged, { exclude, xattrs, signal, content });

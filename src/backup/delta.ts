@@ -117,6 +117,8 @@ export interface DeltaPlan {
   changed: number;
   /** Entries deleted (whiteouts). */
   deleted: number;
+  /** Bytes of the regular files it holds. */
+  bytes: number;
 }
 
 /** A path as a map key, equal for equal bytes whether the path is a string or bytes. */
@@ -146,7 +148,7 @@ export interface PlanOptions {
  * delta links them as the tree does.
  */
 export async function planDelta(source: TreeSource, root: string, merged: MergedEntry, options: PlanOptions = {}): Promise<DeltaPlan> {
-  const plan: DeltaPlan = { listings: new Map(), whiteouts: new Set(), opaque: new Set(), changed: 0, deleted: 0 };
+  const plan: DeltaPlan = { listings: new Map(), whiteouts: new Set(), opaque: new Set(), changed: 0, deleted: 0, bytes: 0 };
   /** Each directory walked: where it is, so a name added late can be made reachable. */
   const above = new Map<string, { parent: SourcePath; name: Uint8Array }>();
   /** Hard-linked inodes: each name's directory and name, and whether any name goes in. */
@@ -202,7 +204,10 @@ export async function planDelta(source: TreeSource, root: string, merged: Merged
         names.changed ||= needed;
         linked.set(inode, names);
       }
-      if (needed) held.push(name);
+      if (needed) {
+        held.push(name);
+        if ((stat.mode & S_IFMT) === S_IFREG) plan.bytes += stat.size;
+      }
     }
     for (const key of below?.children!.keys() ?? []) {
       if (present.has(key)) continue;

@@ -1,5 +1,8 @@
 import { SquashfsError } from '../errors.js';
-import type { DirEntry, EntryStat, FileChunk, ImagePath, Xattr } from '../squashfs/reader/types.js';
+import { toHex } from '../hash.js';
+import { concatBytes, decodeUtf8Strict } from '../squashfs/bytes.js';
+import type { DirEntry, EntryStat, FileChunk, WalkEntry, Xattr } from '../squashfs/reader/types.js';
+import { displayPath } from '../source/paths.js';
 import {
   S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, S_IFSOCK,
   type SourceFile, type SourcePath, type SourceStat, type StoredFileData, type TreeSource,
@@ -7,12 +10,12 @@ import {
 
 /** What a tree read out of images offers (a SquashfsImage, a chain of them). */
 export interface ImageTree {
-  stat(path: ImagePath): Promise<EntryStat>;
-  readdir(path: ImagePath): Promise<DirEntry[]>;
-  readlink(path: ImagePath): Promise<Uint8Array>;
-  xattrs(path: ImagePath): Promise<Xattr[]>;
-  readChunks(path: ImagePath): AsyncIterable<FileChunk>;
-  storedData?(path: ImagePath): Promise<StoredFileData>;
+  walk(options?: { signal?: AbortSignal }): AsyncIterable<WalkEntry>;
+  readdir(path: WalkEntry): Promise<DirEntry[]>;
+  readlink(path: WalkEntry): Promise<Uint8Array>;
+  xattrs(path: WalkEntry): Promise<Xattr[]>;
+  readChunks(path: WalkEntry): AsyncIterable<FileChunk>;
+  storedData?(path: WalkEntry): Promise<StoredFileData>;
 }
 
 const TYPE_BITS: Record<EntryStat['type'], number> = {
@@ -20,15 +23,57 @@ const TYPE_BITS: Record<EntryStat['type'], number> = {
 };
 
 /**
+ * A path as a map key: the path itself while it is a string (every name
+ * valid UTF-8, as `joinPath` makes them), else its bytes in hex.
+ */
+function pathKey(path: SourcePath): string {
+  return typeof path === 'string' ? path : `\0${toHex(path)}`;
+}
+
+/** The key `pathKey` gives the path the writer makes for a walked entry (from "/"). */
+function entryKey(names: readonly Uint8Array[]): string {
+  const texts: string[] = [];
+  for (const name of names) {
+    const text = decodeUtf8Strict(name);
+    if (text === undefined) return pathKey(concatBytes(names.flatMap((n) => [SLASH, n])));
+    texts.push(text);
+  }
+  return `/${texts.join('/')}`;
+}
+
+const SLASH = new Uint8Array([0x2f]);
+
+/**
  * An image's tree (or a chain's merged tree) as a source for the writer,
- * paths taken as paths inside the image ("/" its root). Files are read in
+ * paths taken as paths inside the image ("/" its root). The tree is walked
+ * once, as the writer asks: both go through directories depth first in
+ * name order, so each entry is met when it is asked for and none is looked
+ * up by its path (which would read every directory above it again). Every
+ * entry read is kept, for its data and xattrs later. Files are read in
  * order, as the writer reads them; where the tree offers its stored
  * blocks, the writer copies them verbatim.
  */
-export function imageSource(tree: ImageTree): TreeSource {
+export function imageSource(tree: ImageTree, signal?: AbortSignal): TreeSource {
+  const walk = tree.walk({ signal })[Symbol.asyncIterator]();
+  const entries = new Map<string, WalkEntry>();
+  let walked = false;
+  const entryAt = async (path: SourcePath): Promise<WalkEntry> => {
+    const key = pathKey(path);
+    for (;;) {
+      const found = entries.get(key);
+      if (found) return found;
+      const step = walked ? undefined : await walk.next();
+      if (!step || step.done) {
+        walked = true;
+        throw new SquashfsError('NOT_FOUND', `${displayPath(path)}: no such entry in the image`, { path: displayPath(path) });
+      }
+      const entry = step.value;
+      entries.set(entryKey(entry.names), entry);
+    }
+  };
   return {
     lstat: async (path): Promise<SourceStat> => {
-      const st = await tree.stat(path);
+      const st = (await entryAt(path)).stat;
       return {
         mode: TYPE_BITS[st.type] | (st.mode & 0o7777), uid: st.uid, gid: st.gid,
         size: st.type === 'file' || st.type === 'symlink' ? st.size : 0, mtime: st.mtime,
@@ -36,14 +81,14 @@ export function imageSource(tree: ImageTree): TreeSource {
         rdevMajor: st.rdev?.major ?? 0, rdevMinor: st.rdev?.minor ?? 0,
       };
     },
-    readdir: async (path) => (await tree.readdir(path)).map((entry) => entry.nameBytes),
-    readlink: (path) => tree.readlink(path),
+    readdir: async (path) => (await tree.readdir(await entryAt(path))).map((entry) => entry.nameBytes),
+    readlink: async (path) => tree.readlink(await entryAt(path)),
     xattrs: async (path) => {
-      const xattrs = await tree.xattrs(path);
+      const xattrs = await tree.xattrs(await entryAt(path));
       return xattrs.length > 0 ? xattrs : undefined;
     },
-    open: async (path) => sequentialFile(tree.readChunks(path), path),
-    storedData: tree.storedData ? (path) => tree.storedData!(path) : undefined,
+    open: async (path) => sequentialFile(tree.readChunks(await entryAt(path)), path),
+    storedData: tree.storedData ? async (path) => tree.storedData!(await entryAt(path)) : undefined,
   };
 }
 

@@ -99,14 +99,23 @@ export async function listBackups({ store, signal }: StoreOptions): Promise<Dire
 
 /** The handles of the store's metadata objects but `except`'s (whose own handle may be unreadable: it is being deleted). */
 async function readHandles(store: ObjectStore, signal?: AbortSignal, except?: string): Promise<DirectoryBackup[]> {
-  const found: DirectoryBackup[] = [];
+  const ids: string[] = [];
   for await (const item of store.list('', signal)) {
     const id = item.key.endsWith('.json') ? item.key.slice(0, -5) : '';
-    if (!isBackupId(id) || id === except) continue;
-    found.push(await resolveBackup(id, { store, signal }));
+    if (isBackupId(id) && id !== except) ids.push(id);
   }
+  // A few at a time: each is a round trip.
+  const found: DirectoryBackup[] = new Array(ids.length);
+  let next = 0;
+  const reader = async () => {
+    for (let i = next++; i < ids.length; i = next++) found[i] = await resolveBackup(ids[i]!, { store, signal });
+  };
+  await Promise.all(Array.from({ length: Math.min(HANDLES_AT_ONCE, ids.length) }, reader));
   return found;
 }
+
+/** Handles read at once when listing a store. */
+const HANDLES_AT_ONCE = 8;
 
 const oldestFirst = (a: DirectoryBackup, b: DirectoryBackup) => a.createdAt.localeCompare(b.createdAt);
 

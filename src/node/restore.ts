@@ -78,15 +78,33 @@ export async function restoreBackup(backup: DirectoryBackup | string, options: R
   let download: ImageDownload | undefined;
   let filling: Promise<void> | undefined;
   let downloadError: unknown;
+  let fetching: Promise<FetchedDelta>[] = [];
   try {
     const layers = await resolveChain(handle, { store, signal: controller.signal });
     const [full, ...deltas] = layers as [DirectoryBackup, ...DirectoryBackup[]];
     await Promise.all(deltas.map((delta) => checkStored(delta, store, controller.signal)));
     const total = layers.reduce((sum, layer) => sum + layer.size, 0);
-    // Bytes of the layers done: downloaded, and written out.
-    let downloaded = full.size;
+    // Bytes written out, by the layers done.
     let written = 0;
     const applied: UnpackResult[] = [];
+
+    // The deltas download while the full backup does (they are small: what costs is their round trips), each into a file of its own.
+    const deltaBytes = new Map<DirectoryBackup, number>();
+    const reportDownload = (fullBytes: number) =>
+      options.onProgress?.({ phase: 'download', bytes: fullBytes + [...deltaBytes.values()].reduce((a, b) => a + b, 0), total });
+    let fullTaken = 0;
+    fetching = deltas.map((delta) => {
+      const fetched = fetchDelta(delta, tempImage(target, delta.id), store, {
+        download: options.download,
+        signal: controller.signal,
+        onBytes: (bytes) => {
+          deltaBytes.set(delta, bytes);
+          reportDownload(fullTaken);
+        },
+      });
+      fetched.catch(() => undefined); // awaited in order when applied; cleaned up in any case
+      return fetched;
+    });
 
     download = await ImageDownload.start(full, store, nodeSha256, options.download, controller.signal);
     await mkdir(dirname(target), { recursive: true }).catch((cause: Error) => {
@@ -94,7 +112,8 @@ export async function restoreBackup(backup: DirectoryBackup | string, options: R
     });
     fd = fs.openSync(temp, 'wx+', 0o600);
     const file = new GrowingFile(download, fd, temp, full.size);
-    filling = file.fill((bytes) => options.onProgress?.({ phase: 'download', bytes, total }));
+    // Ranges report the data region as it comes; the whole image (tables too) counts once it is verified.
+    filling = file.fill((bytes) => reportDownload((fullTaken = bytes))).then(() => reportDownload((fullTaken = full.size)));
     filling.catch((error: unknown) => {
       downloadError = error;
       controller.abort(error);
@@ -107,17 +126,16 @@ export async function restoreBackup(backup: DirectoryBackup | string, options: R
       dataReady: (end) => file.ready(end),
       beforeSwap: async (staging) => {
         await filling;
-        for (const delta of deltas) {
-          const done = { download: downloaded, extract: written };
-          const layer = await applyDelta(delta, staging, tempImage(target, delta.id), store, {
-            download: options.download,
+        for (const fetched of fetching) {
+          const layer = await fetched;
+          const done = written;
+          const applied1 = await applyLayer(layer.image, staging, {
             signal: controller.signal,
             onWarning,
-            onProgress: (p) => options.onProgress?.({ ...p, bytes: done[p.phase] + p.bytes, total }),
+            onProgress: (p) => options.onProgress?.({ phase: 'extract', bytes: done + p.bytes, total, entries: p.entries }),
           });
-          applied.push(layer);
-          downloaded += delta.size;
-          written += layer.bytes;
+          applied.push(applied1);
+          written += applied1.bytes;
         }
       },
       onProgress: (p) => {
@@ -139,6 +157,7 @@ export async function restoreBackup(backup: DirectoryBackup | string, options: R
     await filling?.catch(() => undefined);
     if (fd !== undefined) fs.closeSync(fd);
     await rm(temp, { force: true });
+    await Promise.all(fetching.map((fetched) => fetched.then((layer) => layer.remove(), () => undefined)));
   }
 }
 
@@ -147,36 +166,42 @@ function tempImage(target: string, id: string): string {
   return join(dirname(target), `.${basename(target)}.restore-${id}-${process.pid}.sqfs`);
 }
 
+/** A delta downloaded whole, verified, and opened; `remove` closes and deletes its file. */
+interface FetchedDelta {
+  image: SquashfsImage;
+  remove(): Promise<void>;
+}
+
 /**
- * Downloads a delta whole into `temp`, verifies its size and SHA-256
- * (BACKUP_INTEGRITY_ERROR) before reading a byte of it, and applies it
- * onto the tree being restored. `temp` is removed whatever happens.
+ * Downloads a delta whole into `temp` and verifies its size and SHA-256
+ * (BACKUP_INTEGRITY_ERROR) before a byte of it is read. On failure the file
+ * is removed here; on success, by the caller (`remove`).
  */
-async function applyDelta(
+async function fetchDelta(
   delta: DirectoryBackup,
-  tree: string,
   temp: string,
   store: ObjectStore,
-  options: Pick<RestoreBackupOptions, 'download' | 'onWarning' | 'onProgress'> & { signal: AbortSignal },
-): Promise<UnpackResult> {
+  options: Pick<RestoreBackupOptions, 'download'> & { signal: AbortSignal; onBytes: (bytes: number) => void },
+): Promise<FetchedDelta> {
   let download: ImageDownload | undefined;
   let fd: number | undefined;
+  const remove = async () => {
+    download?.close();
+    if (fd !== undefined) fs.closeSync(fd);
+    fd = undefined;
+    await rm(temp, { force: true });
+  };
   try {
     download = await ImageDownload.start(delta, store, nodeSha256, options.download, options.signal);
     fd = fs.openSync(temp, 'wx+', 0o600);
     // Once filled, the file is an image file like any other: its reads need not wait, and the extraction workers open it by path.
     const file = new GrowingFile(download, fd, temp, delta.size);
-    await file.fill((bytes) => options.onProgress?.({ phase: 'download', bytes, total: delta.size }));
-    const image = await SquashfsImage.open(file, { codecs: nodeCodecs() });
-    return await applyLayer(image, tree, {
-      signal: options.signal,
-      onWarning: options.onWarning,
-      onProgress: (p) => options.onProgress?.({ phase: 'extract', bytes: p.bytes, total: delta.size, entries: p.entries }),
-    });
-  } finally {
-    download?.close();
-    if (fd !== undefined) fs.closeSync(fd);
-    await rm(temp, { force: true });
+    await file.fill(options.onBytes);
+    options.onBytes(delta.size);
+    return { image: await SquashfsImage.open(file, { codecs: nodeCodecs() }), remove };
+  } catch (error) {
+    await remove();
+    throw error;
   }
 }
 

@@ -67,6 +67,8 @@ export interface StoredFileData {
   block(index: number): Promise<Uint8Array>;
   /** The file's last `size % blockSize` bytes, decompressed (from its fragment or its last block). */
   tail(): Promise<Uint8Array>;
+  /** Equal for two files whose data the image stores once (duplicates): the writer stores them once too. */
+  identity: string;
 }
 
 export const S_IFMT = 0o170000;

@@ -466,6 +466,7 @@ export class SquashfsImage {
     const tailLength = inode.fileSize % blockSize;
     return {
       compressionId, blockSize, size: inode.fileSize, words, block: read,
+      identity: `${inode.blocksStart}:${inode.fileSize}:${inode.fragmentIndex}:${inode.fragmentOffset}`,
       tail: async () => {
         if (tailLength === 0) return new Uint8Array(0);
         if (inode.fragmentIndex !== NO_INDEX) {

@@ -101,6 +101,8 @@ export class DataWriter {
   /** Files whose first block will land wherever the next thing queued does (see `queueStarts`). */
   private startsWaiting: number[] = [];
   private readonly seen = new DigestIndex();
+  /** Files copied from another image, by what that image stores once (see StoredFileData.identity). */
+  private readonly copied = new Map<string, number>();
   /** Files closed once the blocks read from their descriptors elsewhere are done. */
   private readonly closing: Promise<void>[] = [];
   private readonly turns = new EventLoopTurns();
@@ -249,11 +251,18 @@ export class DataWriter {
    * A file copied from another image with the same compressor and block
    * size: its blocks go in as they are stored there (holes stay holes), only
    * its tail is handled here (into a fragment, or compressed as the last
-   * block when the source kept it in a fragment). Such files are not
-   * deduplicated: that would mean decompressing them to hash them.
+   * block when the source kept it in a fragment). Such files are
+   * deduplicated as their image deduplicated them (by what it stores once),
+   * not by hashing: that would mean decompressing them.
    */
   private async writeStored(entry: number, data: StoredFileData): Promise<void> {
     const { blockSize, onRead } = this.options;
+    const earlier = this.options.dedupe ? this.copied.get(data.identity) : undefined;
+    if (earlier !== undefined) {
+      this.layouts.dataOf[entry] = earlier;
+      return;
+    }
+    this.copied.set(data.identity, entry);
     const storeAt: StoreAt = async (position, length) => {
       const index = position / blockSize;
       onRead?.(length);
