@@ -130,6 +130,8 @@ export async function restoreBackup(backup: DirectoryBackup | string, options: R
           const layer = await fetched;
           const done = written;
           const applied1 = await applyLayer(layer.image, staging, {
+            // A small layer is written on this thread: starting extraction threads for it would cost more than it holds.
+            threads: layer.image.superblock.bytesUsed < SMALL_LAYER_BYTES ? 0 : undefined,
             signal: controller.signal,
             onWarning,
             onProgress: (p) => options.onProgress?.({ phase: 'extract', bytes: done + p.bytes, total, entries: p.entries }),
@@ -165,6 +167,9 @@ export async function restoreBackup(backup: DirectoryBackup | string, options: R
 function tempImage(target: string, id: string): string {
   return join(dirname(target), `.${basename(target)}.restore-${id}-${process.pid}.sqfs`);
 }
+
+/** A delta layer of fewer bytes than this is applied without extraction threads. */
+const SMALL_LAYER_BYTES = 8 * 1024 * 1024;
 
 /** A delta downloaded whole, verified, and opened; `remove` closes and deletes its file. */
 interface FetchedDelta {
