@@ -13,6 +13,9 @@ interface Piece {
   bytes: Promise<Uint8Array>;
 }
 
+/** Pieces kept of reads that did not continue the last one. */
+const ELSEWHERE_PIECES = 4;
+
 /** A sequential reader is first read ahead this much; it doubles with each sequential read. */
 const FIRST_AHEAD = 256 * 1024;
 
@@ -27,21 +30,25 @@ const FIRST_AHEAD = 256 * 1024;
 export function readAheadSource(source: RandomAccessSource, options: ReadAheadOptions = {}): RandomAccessSource {
   const maxAhead = options.maxAhead ?? 4 * 1024 * 1024;
   const most = options.pieces ?? 4;
+  /** What was read ahead for a sequential reader; and what reads elsewhere fetched (a fragment, a table), kept apart so they do not push it out. */
   const pieces: Piece[] = [];
+  const elsewhere: Piece[] = [];
   let expected = -1;
   let ahead = 0;
 
-  const fetch = (offset: number, length: number, signal?: AbortSignal): Piece => {
+  const fetch = (offset: number, length: number, signal?: AbortSignal, kept = pieces, keep = most): Piece => {
     const piece: Piece = { offset, length, bytes: source.read(offset, length, signal) };
     piece.bytes.catch(() => {
-      const at = pieces.indexOf(piece); // a failed piece is not kept
-      if (at >= 0) pieces.splice(at, 1);
+      const at = kept.indexOf(piece); // a failed piece is not kept
+      if (at >= 0) kept.splice(at, 1);
     });
-    pieces.push(piece);
-    if (pieces.length > most) pieces.shift();
+    kept.push(piece);
+    if (kept.length > keep) kept.shift();
     return piece;
   };
-  const covering = (offset: number, length: number) => pieces.find((p) => p.offset <= offset && offset + length <= p.offset + p.length);
+  const covering = (offset: number, length: number) =>
+    pieces.find((p) => p.offset <= offset && offset + length <= p.offset + p.length) ??
+    elsewhere.find((p) => p.offset <= offset && offset + length <= p.offset + p.length);
 
   return {
     size: source.size,
@@ -50,15 +57,33 @@ export function readAheadSource(source: RandomAccessSource, options: ReadAheadOp
       const sequential = offset === expected;
       expected = offset + length;
       ahead = sequential ? Math.min(maxAhead, Math.max(FIRST_AHEAD, ahead * 2)) : 0;
-      let piece = covering(offset, length);
-      if (!piece) piece = fetch(offset, Math.min(source.size - offset, Math.max(length, ahead)), signal);
-      const end = piece.offset + piece.length;
-      if (sequential && offset + length > piece.offset + piece.length / 2 && end < source.size && !covering(end, 1)) {
+      // The pieces that hold the bytes, one after another; what none holds is fetched (only that: a read across the end of a piece must not fetch its successor again).
+      const parts: Piece[] = [];
+      let at = offset;
+      for (let piece = covering(at, 1); piece && at < offset + length; piece = covering(at, 1)) {
+        parts.push(piece);
+        at = piece.offset + piece.length;
+      }
+      if (at < offset + length) {
+        const missing = offset + length - at;
+        parts.push(sequential
+          ? fetch(at, Math.min(source.size - at, Math.max(missing, ahead)), signal)
+          : fetch(at, missing, signal, elsewhere, ELSEWHERE_PIECES));
+      }
+      const last = parts[parts.length - 1]!;
+      const end = last.offset + last.length;
+      if (sequential && offset + length > last.offset + last.length / 2 && end < source.size && !covering(end, 1)) {
         fetch(end, Math.min(source.size - end, ahead));
       }
-      const bytes = await piece.bytes;
       // A copy: what the reader caches must not hold a whole piece in memory.
-      return bytes.slice(offset - piece.offset, offset - piece.offset + length);
+      const out = new Uint8Array(length);
+      for (const piece of parts) {
+        const bytes = await piece.bytes;
+        const from = Math.max(offset, piece.offset);
+        const to = Math.min(offset + length, piece.offset + piece.length);
+        out.set(bytes.subarray(from - piece.offset, to - piece.offset), from - offset);
+      }
+      return out;
     },
   };
 }
