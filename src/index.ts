@@ -27,6 +27,11 @@ export {
   StreamUpload, choosePartSize, MIN_PART_SIZE, MAX_PARTS, type StreamUploadOptions, type UploadProgress, type UploadResult,
 } from './uploader/stream-upload.js';
 export { s3Store, awsPresigner, encodeKey, type S3StoreOptions, type Presigner, type PresignRequest, type AwsPresignerOptions } from './uploader/s3-store.js';
+export {
+  presignService, presignOperation, type PresignService, type PresignServiceOptions, type PresignAnswer, type TokenGrant, type TokenClaims,
+  type Capability, type PresignOperation,
+} from './uploader/presign-service.js';
+export { remotePresigner, type RemotePresignerOptions } from './uploader/remote-presigner.js';
 export { r2Store, type R2BucketLike, type R2MultipartUploadLike, type R2StoreOptions } from './uploader/r2-store.js';
 export { createBackup, compactBackup, webBackupRuntime } from './backup/web.js';
 export { compactBackupWith, type CompactBackupOptions } from './backup/compact.js';

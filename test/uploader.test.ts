@@ -233,6 +233,12 @@ describe('StreamUpload to S3 (s3rver behind the fault proxy)', () => {
     signed.length = 0;
     for (let i = 0; i < 3; i++) await every.getRange('signed.bin', 0, 10);
     expect(signed).toHaveLength(3);
+    // A presigner elsewhere that signs for less than reuseUrlsFor: its URLs are not used past their expiry (less 10 s).
+    const brief = awsPresigner({ endpoint: s3.endpoint, bucket: s3.bucket, accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY, expiresIn: 5 });
+    const short = s3Store({ endpoint: s3.endpoint, bucket: s3.bucket, presigner: async (req) => (signed.push(req.method), brief(req)) });
+    signed.length = 0;
+    for (let i = 0; i < 3; i++) await short.getRange('signed.bin', 0, 10);
+    expect(signed).toHaveLength(3);
   });
 
   it('a wrong secret is refused by the proxy (403 SignatureDoesNotMatch), not retried', async () => {

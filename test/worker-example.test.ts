@@ -7,23 +7,40 @@
  * signatures and R2's part rules), restores, single files read by range,
  * and a bucket that refuses uploads.
  *
+ * And the reference product's whole flow (issue 15): the Worker issues a
+ * capability token for sandboxes/<id>/; examples/worker/container.mjs, run
+ * as a child node process with no AWS_* or R2_* variable in its
+ * environment, backs a tree up into s3rver and restores it through the
+ * Worker's POST /presign (the proxy checks every URL's signature), exactly;
+ * another sandbox's keys are refused with nothing reaching s3rver; and the
+ * Worker lists the sandbox's backups through its R2 binding.
+ *
  * `npm test` builds dist/ first; alone, run `npm run build` before.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { promises as fsp, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { Miniflare, supportedCompatibilityDate } from 'miniflare';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DirectoryBackup } from '../src/index.js';
 import { loadEsbuild } from './helpers/child.js';
+import { compareTrees } from './helpers/oracles.js';
 import { ACCESS_KEY, SECRET_KEY, startS3, type S3Harness } from './helpers/s3-server.js';
+import { makeTrickyTree, pseudoRandomBytes } from './helpers/tree.js';
 
 const root = path.resolve(__dirname, '..');
 let work: string;
 let mf: Miniflare;
 let s3: S3Harness;
 let bundle: { code: string; bytes: number; gzipped: number };
+/** The Worker's URL on 127.0.0.1 (the container reaches it over HTTP). */
+let worker: string;
+/** The tree the container backs up. */
+let tree: string;
+/** examples/worker/container.mjs, copied beside a node_modules/squashfs-ts that links to this package (as `npm install` in the example makes it). */
+let container: string;
 const wasm = readFileSync(path.join(root, 'dist/zstd.wasm'));
 
 /** Bundles the example as wrangler would, but resolving squashfs-ts to this package's built "workerd" entry. */
@@ -57,6 +74,14 @@ async function bundleExample(outDir: string) {
 
 beforeAll(async () => {
   work = await fsp.mkdtemp(path.join(os.tmpdir(), 'sqfs-worker-example-'));
+  tree = path.join(work, 'tree');
+  await makeTrickyTree(tree, { blockSize: 131072 });
+  await fsp.writeFile(path.join(tree, 'noise.bin'), pseudoRandomBytes(6 * 1024 * 1024, 15)); // a multipart upload
+  const containerDir = path.join(work, 'container');
+  await fsp.mkdir(path.join(containerDir, 'node_modules'), { recursive: true });
+  await fsp.symlink(root, path.join(containerDir, 'node_modules/squashfs-ts'), 'dir');
+  container = path.join(containerDir, 'container.mjs');
+  await fsp.copyFile(path.join(root, 'examples/worker/container.mjs'), container);
   s3 = await startS3();
   bundle = await bundleExample(work);
   mf = new Miniflare({
@@ -67,12 +92,16 @@ beforeAll(async () => {
     compatibilityDate: supportedCompatibilityDate,
     compatibilityFlags: ['nodejs_compat'],
     r2Buckets: ['BACKUPS'],
-    bindings: { S3_ENDPOINT: s3.endpoint, S3_BUCKET: s3.bucket, S3_ACCESS_KEY_ID: ACCESS_KEY, S3_SECRET_ACCESS_KEY: SECRET_KEY },
+    // wrangler.toml's vars and secrets; R2_ENDPOINT points the bucket's S3 API at s3rver (through its checking proxy).
+    bindings: {
+      R2_ENDPOINT: s3.endpoint, BACKUP_BUCKET_NAME: s3.bucket, R2_ACCESS_KEY_ID: ACCESS_KEY, R2_SECRET_ACCESS_KEY: SECRET_KEY,
+      PRESIGN_SIGNING_KEY: 'the-example-workers-own-signing-key-0123456789',
+    },
     host: '127.0.0.1',
     port: 0,
     cf: false,
   });
-  await mf.ready;
+  worker = (await mf.ready).toString().replace(/\/$/, '');
 }, 60_000);
 
 afterAll(async () => {
@@ -85,6 +114,54 @@ async function call(route: string, init?: RequestInit) {
   const res = await mf.dispatchFetch(`http://localhost${route}`, init as never);
   return { status: res.status, text: await res.text(), headers: res.headers };
 }
+
+/** This process's environment without a single bucket credential, plus `extra`. */
+function containerEnv(extra: Record<string, string>): Record<string, string> {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name, value]) => value !== undefined && !/^(AWS|R2)_/.test(name))) as Record<string, string>;
+  for (const name of Object.keys(env)) if (name.startsWith('SQFS_') || name === 'SANDBOX_ID') delete env[name];
+  return { ...env, ...extra };
+}
+
+/** Runs the container script (asynchronously: s3rver answers from this process). */
+function runContainer(args: string[], env: Record<string, string>, timeoutMs = 120_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [container, ...args], { env, cwd: path.dirname(container), stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => void (stdout += d));
+    child.stderr.on('data', (d: Buffer) => void (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+interface Grant {
+  token: string;
+  expiresAt: string;
+  prefix: string;
+  operations: string[];
+  presignUrl: string;
+  endpoint: string;
+  bucket: string;
+}
+
+/** A token for the sandbox, as the operator asks the Worker for one. */
+async function grantFor(sandbox: string): Promise<Grant> {
+  const res = await fetch(`${worker}/sandboxes/${sandbox}/token`, { method: 'POST' });
+  const text = await res.text();
+  expect(res.status, text).toBe(200);
+  return JSON.parse(text) as Grant;
+}
+
+/** The container's environment for a grant: its settings and no credentials. */
+const envFor = (sandbox: string, grant: Grant) =>
+  containerEnv({
+    SANDBOX_ID: sandbox, SQFS_PRESIGN_TOKEN: grant.token, SQFS_PRESIGN_URL: grant.presignUrl, SQFS_S3_ENDPOINT: grant.endpoint, SQFS_BUCKET: grant.bucket,
+  });
 
 /** CPU seconds (user + system) the workerd processes under this one have used (from /proc). */
 function workerdCpuSeconds(): number {
@@ -164,5 +241,102 @@ describe('examples/worker in workerd', () => {
     const handle = JSON.parse(res.text);
     console.log(`20 MiB tree backed up to R2 in workerd (zstd 3): ${wall.toFixed(2)} s wall, ${cpu.toFixed(2)} s workerd CPU, image ${handle.size} bytes`);
     expect(cpu).toBeGreaterThan(0);
+  });
+});
+
+describe('examples/worker: the Worker holds the keys, the container a token', () => {
+  const SANDBOX = 'box-1';
+  /** The container's backup, which the listing test finds through the binding. */
+  let made: DirectoryBackup | undefined;
+
+  it('issues a token for sandboxes/<id>/ with what a container needs beside it, and no secret', async () => {
+    const started = Date.now();
+    const grant = await grantFor(SANDBOX);
+    expect(grant).toMatchObject({ prefix: `sandboxes/${SANDBOX}/`, operations: ['write', 'read'], presignUrl: `${worker}/presign`, endpoint: s3.endpoint, bucket: s3.bucket });
+    expect(Date.parse(grant.expiresAt) - started).toBeGreaterThan(3590_000);
+    expect(Date.parse(grant.expiresAt) - started).toBeLessThanOrEqual(3601_000);
+    expect(JSON.stringify(grant)).not.toContain(SECRET_KEY);
+    const short = await fetch(`${worker}/sandboxes/${SANDBOX}/token?ttl=600`, { method: 'POST' });
+    expect(Date.parse(((await short.json()) as Grant).expiresAt) - started).toBeLessThanOrEqual(601_000);
+    // Only POST mints one; an id that is not a plain name is no sandbox route.
+    expect((await fetch(`${worker}/sandboxes/${SANDBOX}/token`)).status).toBe(405);
+    for (const id of ['a.b', 'a%2Fb', '..', 'x'.repeat(65)]) expect((await fetch(`${worker}/sandboxes/${id}/token`, { method: 'POST' })).status, id).toBe(404);
+  });
+
+  it('the container, with no bucket credentials, backs up and restores a tree exactly through the presign route', async () => {
+    s3.reset();
+    const grant = await grantFor(SANDBOX);
+    const env = envFor(SANDBOX, grant);
+    expect(Object.keys(env).filter((name) => /^(AWS|R2)_/.test(name))).toEqual([]);
+
+    const backup = await runContainer(['backup', tree, 'checkpoint'], env);
+    expect(backup.code, backup.stderr).toBe(0);
+    made = JSON.parse(backup.stdout) as DirectoryBackup;
+    expect(made).toMatchObject({ name: 'checkpoint', format: 'squashfs-4.0', dir: tree });
+    expect(made.size).toBeGreaterThan(5 * 1024 * 1024);
+
+    const restoreTo = path.join(work, 'container-restored');
+    const restore = await runContainer(['restore', made.id, restoreTo], env);
+    expect(restore.code, restore.stderr).toBe(0);
+    expect(await compareTrees(tree, restoreTo)).toEqual([]);
+
+    const list = await runContainer(['list'], env);
+    expect(list.code, list.stderr).toBe(0);
+    expect((JSON.parse(list.stdout) as DirectoryBackup[]).map((b) => b.id)).toEqual([made.id]);
+
+    // Every request s3rver saw was signed by the Worker (the proxy checks each signature) and under the sandbox's prefix.
+    expect(s3.requests.length).toBeGreaterThan(0);
+    expect(s3.requests.filter((r) => r.op !== 'list' && !r.key.startsWith(`sandboxes/${SANDBOX}/`))).toEqual([]);
+    expect([...s3.uploads.values()].filter((u) => u.state === 'completed').map((u) => u.key)).toEqual([`sandboxes/${SANDBOX}/${made.key}`]);
+    expect(s3.violations).toEqual([]);
+    expect(s3.openUploads()).toEqual([]);
+  });
+
+  it("refuses another sandbox's keys (403) and nothing reaches s3rver", async () => {
+    const grant = await grantFor(SANDBOX);
+    const requests = s3.requests.length;
+
+    // The container pointed at another sandbox, with this sandbox's token.
+    const elsewhere = await runContainer(['backup', tree], envFor('box-2', grant));
+    expect(elsewhere.code).toBe(1);
+    expect(elsewhere.stderr).toMatch(/403 KEY_NOT_ALLOWED/);
+    expect(elsewhere.stderr.trim().split('\n')).toHaveLength(1);
+
+    // The presign route asked directly: another sandbox's key, a sibling prefix, a way out through "..", and the bucket's root listing.
+    const presign = async (body: unknown) => {
+      const res = await fetch(`${worker}/presign`, { method: 'POST', headers: { authorization: `Bearer ${grant.token}` }, body: JSON.stringify(body) });
+      return { status: res.status, body: (await res.json()) as { code?: string } };
+    };
+    for (const key of ['sandboxes/box-2/x.json', 'sandboxes/box-10/x.json', `sandboxes/${SANDBOX}/../box-2/x.json`]) {
+      expect(await presign({ method: 'PUT', key }), key).toMatchObject({ status: 403, body: { code: 'KEY_NOT_ALLOWED' } });
+      expect(await presign({ method: 'GET', key }), key).toMatchObject({ status: 403, body: { code: 'KEY_NOT_ALLOWED' } });
+    }
+    expect(await presign({ method: 'GET', key: '', query: { 'list-type': '2', prefix: '' } })).toMatchObject({ status: 403, body: { code: 'REQUEST_NOT_ALLOWED' } });
+    expect(await presign({ method: 'PUT', key: `sandboxes/${SANDBOX}/x.json` })).toMatchObject({ status: 200 }); // the same token, its own keys
+
+    expect(s3.requests.length).toBe(requests);
+    const listed = await (await fetch(`${s3.direct}/${s3.bucket}?list-type=2&prefix=sandboxes/box-`)).text();
+    expect([...listed.matchAll(/<Key>([^<]+)<\/Key>/g)].map((m) => m[1]).filter((key) => !key!.startsWith(`sandboxes/${SANDBOX}/`))).toEqual([]);
+  });
+
+  it("lists the sandbox's backups through the R2 binding", async () => {
+    expect(made, 'the container made a backup').toBeDefined();
+    // In production the R2 binding and the S3 endpoint the presigned URLs point at are one bucket, so what the
+    // container wrote is what the binding lists. Here they are two stores: Miniflare simulates the binding, and
+    // the container wrote to s3rver. So the container's objects (its handle and its image) are copied from
+    // s3rver into the binding under the same keys, as if the two were one.
+    const bucket = (await mf.getR2Bucket('BACKUPS')) as unknown as { put(key: string, value: Uint8Array): Promise<unknown> };
+    for (const key of [`${made!.id}.json`, made!.key]) {
+      const res = await fetch(`${s3.direct}/${s3.bucket}/sandboxes/${SANDBOX}/${key}`);
+      expect(res.status, key).toBe(200);
+      await bucket.put(`sandboxes/${SANDBOX}/${key}`, new Uint8Array(await res.arrayBuffer()));
+    }
+    const res = await fetch(`${worker}/sandboxes/${SANDBOX}/backups`);
+    const text = await res.text();
+    expect(res.status, text).toBe(200);
+    expect(JSON.parse(text)).toEqual([made]);
+    // Another sandbox has none; the demo's own backups (under worker/) are not a sandbox's.
+    expect(await (await fetch(`${worker}/sandboxes/box-2/backups`)).json()).toEqual([]);
+    expect((await fetch(`${worker}/sandboxes/${SANDBOX}/backups`, { method: 'POST' })).status).toBe(405);
   });
 });

@@ -11,34 +11,30 @@ import { loadNodeCodecs } from '../node/codecs.js';
 import { localStore } from '../node/local-store.js';
 import type { BackupImage } from '../backup/chain-image.js';
 import type { RequestPolicyOptions } from '../uploader/policy.js';
-import { s3Store } from '../uploader/s3-store.js';
 import type { ObjectStore } from '../uploader/store.js';
 import { parseInteger, type CliContext } from './main.js';
 import { formatBytes, ProgressLine } from './progress.js';
-import { STORE_OPTIONS, type StoreValues } from './store-options.js';
+import { s3StoreFrom, STORE_OPTIONS, type StoreValues } from './store-options.js';
 
 
 /**
  * The store a --store URL names: file:///path, s3://bucket/prefix (with
- * --endpoint or SQFS_S3_ENDPOINT; credentials from the environment), or by
- * default $SQFS_STORE, else the local data directory (said on first use).
+ * --endpoint or SQFS_S3_ENDPOINT; credentials from the environment, or a
+ * presign service with --presign-url and SQFS_PRESIGN_TOKEN: see
+ * s3StoreFrom), or by default $SQFS_STORE, else the local data directory
+ * (said on first use).
  */
 export function storeFrom(ctx: CliContext, values: StoreValues): ObjectStore {
   const url = values.store ?? process.env.SQFS_STORE;
   const policy = policyFrom(ctx, values);
+  const s3 = s3StoreFrom(ctx, values, url, policy);
+  if (s3) return s3;
   if (!url) {
     const dir = defaultStoreDirectory();
     if (!existsSync(dir)) ctx.err(`sqfs: using the local store ${dir} (set --store or SQFS_STORE to choose another)\n`);
     return localStore(dir, { policy });
   }
   if (url.startsWith('file://')) return localStore(fileURLToPath(url), { policy });
-  if (url.startsWith('s3://')) {
-    const [bucket, ...prefix] = url.slice(5).split('/');
-    const endpoint = values.endpoint ?? process.env.SQFS_S3_ENDPOINT;
-    if (!bucket) throw ctx.usage(`--store ${url} names no bucket`);
-    if (!endpoint) throw ctx.usage(`--store ${url} needs --endpoint URL (or SQFS_S3_ENDPOINT)`);
-    return s3Store({ endpoint, bucket, prefix: prefix.join('/'), region: values.region ?? process.env.AWS_REGION, policy });
-  }
   if (isAbsolute(url)) return localStore(url, { policy });
   throw ctx.usage(`--store takes file:///path or s3://bucket/prefix, not "${url}"`);
 }

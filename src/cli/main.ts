@@ -55,6 +55,8 @@ commands:
   ls and cat also take a backup id in place of <image> (read by range from the store).
   --store: file:///path, or s3://bucket/prefix with --endpoint URL (or SQFS_S3_ENDPOINT) and
   AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (or R2_*); default $SQFS_STORE, else a local folder.
+  --presign-url URL (with an s3:// store): every URL comes from a presign service (the Worker
+  holding the bucket keys), with the token in SQFS_PRESIGN_TOKEN; no bucket credentials needed.
   --request-timeout SECONDS (backup, restore, backups, ls, cat): a store request that makes no
   progress for this long is abandoned and tried again (default 30). Failed requests are retried
   (5xx, 429, network errors) with backoff; SQFS_DEBUG=1 prints a failure's stack.

@@ -338,6 +338,19 @@ const MAX_URLS = 512;
  * signing costs several asynchronous crypto steps, each a turn of a busy
  * event loop, which a part or a ranged GET need not wait for.
  */
+/** A URL is not used again within this long of its expiry. */
+const EXPIRY_MARGIN_MS = 10_000;
+
+/** When a SigV4 presigned URL expires (ms since the epoch); Infinity when it does not say. */
+function signedUntil(url: string): number {
+  const query = new URL(url).searchParams;
+  const date = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(query.get('X-Amz-Date') ?? '');
+  const expires = Number(query.get('X-Amz-Expires'));
+  if (!date || !Number.isFinite(expires)) return Infinity;
+  const [, y, mo, d, h, mi, se] = date.map(Number) as number[];
+  return Date.UTC(y!, mo! - 1, d!, h!, mi!, se!) + expires * 1000;
+}
+
 class UrlCache {
   private readonly urls = new Map<string, { url: Promise<string>; until: number }>();
 
@@ -352,7 +365,10 @@ class UrlCache {
     const url = this.presign(req);
     url.catch(() => this.urls.delete(id));
     this.urls.delete(id);
-    this.urls.set(id, { url, until: now + this.reuseMs });
+    const entry = { url, until: now + this.reuseMs };
+    // Never past the URL's own expiry (X-Amz-Date + X-Amz-Expires, less a margin): a presigner elsewhere may sign for less.
+    url.then((signed) => (entry.until = Math.min(entry.until, signedUntil(signed) - EXPIRY_MARGIN_MS)), () => undefined);
+    this.urls.set(id, entry);
     if (this.urls.size > MAX_URLS) this.urls.delete(this.urls.keys().next().value!);
     return url;
   }

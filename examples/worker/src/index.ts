@@ -1,8 +1,21 @@
 /**
- * A Worker that backs up an in-memory tree (memfs) to R2 (the binding) or
- * to any S3-compatible store through presigned URLs, restores it into a
- * fresh memfs volume, and serves single files out of a stored backup with
- * ranged reads (openBackup).
+ * The reference product's whole flow in one Worker: the Worker holds the
+ * bucket's keys, a sandbox's container holds a capability token and backs
+ * up and restores through presigned URLs the Worker makes for it, and the
+ * Worker lists a sandbox's backups through its R2 binding.
+ *
+ *   POST /sandboxes/ID/token[?ttl=S]   a token for the keys under sandboxes/ID/ (write, read), and what a container needs with it (JSON)
+ *   POST /presign                      presignService's handle: a token and { method, key, query } in, { url, expiresAt, expiresIn } out
+ *   GET  /sandboxes/ID/backups         the sandbox's backups, listed through the R2 binding (JSON)
+ *
+ * The container's side is container.mjs (Node, no bucket credentials).
+ * The token and listing routes answer anyone who can reach them: in a
+ * real deployment they sit behind the operator's own auth (see the README).
+ *
+ * The demo routes back up an in-memory tree (memfs) inside the Worker, to
+ * R2 (the binding) or to the same bucket through its S3 API and presigned
+ * URLs, restore it into a fresh memfs volume, and serve single files out
+ * of a stored backup with ranged reads (openBackup):
  *
  *   POST /backup?store=r2|s3&comp=zstd|gzip[&mib=N]  back up the demo tree (N MiB of data); answers the handle (JSON)
  *   POST /restore?store=r2|s3   body: a handle          restore into a new volume, compare with the demo tree (JSON)
@@ -14,20 +27,92 @@
  */
 import { Volume } from 'memfs';
 import {
-  BackupError, createBackup, createRegistry, createZstdCodec, defaultCodecs, listBackups, openBackup, r2Store, restoreBackup, s3Store,
-  type CodecRegistry, type DirectoryBackup, type ObjectStore, type R2BucketLike,
+  BackupError, createBackup, createRegistry, createZstdCodec, defaultCodecs, listBackups, openBackup, presignService, r2Store, restoreBackup, s3Store,
+  type CodecRegistry, type DirectoryBackup, type ObjectStore, type PresignService, type R2BucketLike,
 } from 'squashfs-ts';
 // Wrangler bundles this as a CompiledWasm module: workerd never compiles WebAssembly from bytes.
 import zstdWasm from 'squashfs-ts/zstd.wasm';
 
+/** What wrangler.toml (vars) and `wrangler secret put` (secrets) give the Worker. */
 export interface Env {
+  /** The bucket, bound: listing a sandbox's backups, and the demo's store=r2. */
   BACKUPS: R2BucketLike;
-  /** For store=s3: an S3-compatible endpoint, bucket and credentials (wrangler secrets). */
-  S3_ENDPOINT?: string;
-  S3_BUCKET?: string;
+  /** The same bucket's S3 API is https://<CLOUDFLARE_ACCOUNT_ID>.r2.cloudflarestorage.com ... */
+  CLOUDFLARE_ACCOUNT_ID?: string;
+  /** ... or this endpoint instead (another S3-compatible service; a local one in tests). */
+  R2_ENDPOINT?: string;
+  /** The bucket's name (the one bound as BACKUPS). */
+  BACKUP_BUCKET_NAME?: string;
+  /** Default 'auto' (R2); another S3 service wants its bucket's region. */
   S3_REGION?: string;
-  S3_ACCESS_KEY_ID?: string;
-  S3_SECRET_ACCESS_KEY?: string;
+  /** Secrets: an R2 API token's S3 credentials. Only the Worker ever sees them. */
+  R2_ACCESS_KEY_ID?: string;
+  R2_SECRET_ACCESS_KEY?: string;
+  /** Secret: the key capability tokens are signed with (at least 32 bytes). */
+  PRESIGN_SIGNING_KEY?: string;
+}
+
+/** The bucket through its S3 API, with the Worker's credentials; INVALID_BACKUP_CONFIG naming what is missing. */
+function bucketApi(env: Env) {
+  const endpoint = env.R2_ENDPOINT || (env.CLOUDFLARE_ACCOUNT_ID ? `https://${env.CLOUDFLARE_ACCOUNT_ID}.r2.cloudflarestorage.com` : '');
+  const missing = [
+    ...(endpoint ? [] : ['CLOUDFLARE_ACCOUNT_ID (or R2_ENDPOINT)']),
+    ...(['BACKUP_BUCKET_NAME', 'R2_ACCESS_KEY_ID', 'R2_SECRET_ACCESS_KEY'] as const).filter((name) => !env[name]),
+  ];
+  if (missing.length > 0) throw new BackupError('INVALID_BACKUP_CONFIG', `the bucket's S3 API needs ${missing.join(', ')} (vars in wrangler.toml, secrets through wrangler secret put)`);
+  return {
+    endpoint, bucket: env.BACKUP_BUCKET_NAME!, region: env.S3_REGION || 'auto',
+    accessKeyId: env.R2_ACCESS_KEY_ID!, secretAccessKey: env.R2_SECRET_ACCESS_KEY!,
+  };
+}
+
+/** One presign service per environment (its HMAC key is imported once). */
+const services = new WeakMap<Env, PresignService>();
+function presignerFor(env: Env): PresignService {
+  let service = services.get(env);
+  if (!service) {
+    if (!env.PRESIGN_SIGNING_KEY) throw new BackupError('INVALID_BACKUP_CONFIG', 'the presign service needs the PRESIGN_SIGNING_KEY secret');
+    service = presignService({ ...bucketApi(env), signingKey: env.PRESIGN_SIGNING_KEY });
+    services.set(env, service);
+  }
+  return service;
+}
+
+const json = (value: unknown, status = 200) => Response.json(value, { status });
+
+/** A sandbox's keys are sandboxes/<id>/...; an id is a plain name, so no "/", "." or ".." reaches a prefix. */
+const SANDBOX_ROUTE = /^\/sandboxes\/([A-Za-z0-9_-]{1,64})\/(token|backups)$/;
+/** Seconds a token lives unless ?ttl= says otherwise. */
+const TOKEN_TTL = 3600;
+
+/**
+ * POST /sandboxes/ID/token and GET /sandboxes/ID/backups.
+ *
+ * Whoever can call these acts for the sandbox: the token route hands out
+ * write and read access to its keys, the listing shows its handles. In a
+ * real deployment both sit behind the operator's own auth (an Access
+ * policy, a service binding from the orchestrator, a check of the
+ * orchestrator's own credential here); the example leaves them open.
+ */
+async function sandboxRoute(request: Request, env: Env, id: string, what: string): Promise<Response> {
+  const prefix = `sandboxes/${id}/`;
+  if (what === 'token') {
+    if (request.method !== 'POST') return new Response('POST a token request\n', { status: 405, headers: { allow: 'POST' } });
+    const service = presignerFor(env);
+    const ttl = Number(new URL(request.url).searchParams.get('ttl') ?? TOKEN_TTL);
+    // Write and read: the container backs up, restores and lists its own backups. Deleting stays with the Worker.
+    const token = await service.issueToken({ prefix, operations: ['write', 'read'], ttl });
+    const claims = (await service.verifyToken(token))!;
+    const { endpoint, bucket } = bucketApi(env);
+    // Everything a container needs besides the token is public: the presign route, the bucket's endpoint and name, the prefix.
+    return json({
+      token, expiresAt: new Date(claims.expiresAt).toISOString(), prefix, operations: claims.operations,
+      presignUrl: new URL('/presign', request.url).href, endpoint, bucket,
+    });
+  }
+  if (request.method !== 'GET') return new Response('GET the list\n', { status: 405, headers: { allow: 'GET' } });
+  // The binding and the S3 API are one bucket: what the container wrote through presigned URLs is listed here.
+  return json(await listBackups({ store: r2Store(env.BACKUPS, { prefix, name: 'r2://BACKUPS' }) }));
 }
 
 let codecs: Promise<CodecRegistry> | undefined;
@@ -38,13 +123,8 @@ function workerCodecs(): Promise<CodecRegistry> {
 }
 
 function storeFor(env: Env, name: string | null): ObjectStore {
-  if (name === 's3') {
-    if (!env.S3_ENDPOINT || !env.S3_BUCKET) throw new BackupError('INVALID_BACKUP_CONFIG', 'store=s3 needs S3_ENDPOINT and S3_BUCKET');
-    return s3Store({
-      endpoint: env.S3_ENDPOINT, bucket: env.S3_BUCKET, region: env.S3_REGION, prefix: 'worker',
-      accessKeyId: env.S3_ACCESS_KEY_ID, secretAccessKey: env.S3_SECRET_ACCESS_KEY,
-    });
-  }
+  // The Worker has the keys, so it signs its own URLs (awsPresigner).
+  if (name === 's3') return s3Store({ ...bucketApi(env), prefix: 'worker' });
   if (name === 'broken-r2') {
     const refuse = async (): Promise<never> => {
       throw new Error('injected: this bucket refuses uploads');
@@ -94,12 +174,13 @@ function makeVolume(mib: number) {
   return vol;
 }
 
-const json = (value: unknown, status = 200) => Response.json(value, { status });
-
 export default {
   async fetch(request: Request, env: Env): Promise<Response> {
     const url = new URL(request.url);
     try {
+      if (url.pathname === '/presign') return await presignerFor(env).handle(request);
+      const sandbox = SANDBOX_ROUTE.exec(url.pathname);
+      if (sandbox) return await sandboxRoute(request, env, sandbox[1]!, sandbox[2]!);
       const store = storeFor(env, url.searchParams.get('store'));
       if (url.pathname === '/backup' && request.method === 'POST') {
         const mib = Number(url.searchParams.get('mib') ?? '1');
