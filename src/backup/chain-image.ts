@@ -1,7 +1,7 @@
 import type { StoredFileData } from '../source/source.js';
 import { SquashfsError } from '../errors.js';
 import { compareBytes, concatBytes, decodeUtf8Lossy } from '../squashfs/bytes.js';
-import { splitPath, type SquashfsImage } from '../squashfs/reader/image.js';
+import { chunkStream, splitPath, type SquashfsImage } from '../squashfs/reader/image.js';
 import type { DirEntry, EntryStat, FileChunk, ImageInfo, ImagePath, WalkEntry, Xattr } from '../squashfs/reader/types.js';
 import { isOpaque, isWhiteout, OVERLAY_XATTR_PREFIX } from './chain.js';
 
@@ -252,18 +252,7 @@ export class ChainImage implements BackupImage {
   }
 
   createReadStream(path: ImagePath | WalkEntry): ReadableStream<Uint8Array> {
-    let iterator: AsyncIterator<FileChunk> | undefined;
-    return new ReadableStream<Uint8Array>({
-      pull: async (controller) => {
-        iterator ??= this.readChunks(path)[Symbol.asyncIterator]();
-        const { done, value } = await iterator.next();
-        if (done) controller.close();
-        else controller.enqueue(value.bytes ?? new Uint8Array(value.hole));
-      },
-      cancel: async () => {
-        await iterator?.return?.();
-      },
-    });
+    return chunkStream(() => this.readChunks(path));
   }
 
   /**

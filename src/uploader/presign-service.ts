@@ -1,5 +1,5 @@
 import { BackupError } from '../errors.js';
-import { awsPresigner, type Presigner, type PresignRequest } from './s3-store.js';
+import { awsPresigner, type AwsPresignerOptions, type Presigner, type PresignRequest } from './s3-store.js';
 import { MAX_PARTS } from './store.js';
 
 /**
@@ -24,15 +24,8 @@ const ALLOWED_BY: Record<PresignOperation, readonly Capability[]> = {
   head: ['write', 'read'], get: ['read'], list: ['read'], delete: ['delete'],
 };
 
-export interface PresignServiceOptions {
-  /** The S3 endpoint URLs are made for (e.g. https://<account>.r2.cloudflarestorage.com). */
-  endpoint: string;
-  bucket: string;
-  /** Default 'auto' (R2). */
-  region?: string;
-  accessKeyId: string;
-  secretAccessKey: string;
-  sessionToken?: string;
+/** The bucket and its credentials (as awsPresigner takes them; the URLs' lifetime is `urlTtl`), and the token settings. */
+export interface PresignServiceOptions extends Omit<AwsPresignerOptions, 'expiresIn'> {
   /** The HMAC-SHA256 key tokens are made and checked with: at least 32 bytes (a string counts its UTF-8 bytes), or a CryptoKey for HMAC SHA-256. */
   signingKey: string | Uint8Array | CryptoKey;
   /** Seconds a signed URL stays valid (default 300, at most 3600); never past its token's expiry. */

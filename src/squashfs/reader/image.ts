@@ -61,6 +61,22 @@ function concatNames(names: Uint8Array[]): Uint8Array {
   return concatBytes(names.flatMap((name) => [new Uint8Array([0x2f]), name]));
 }
 
+/** A file's chunks as a stream of bytes (holes as zeros), read as it is pulled. */
+export function chunkStream(chunks: () => AsyncIterable<FileChunk>): ReadableStream<Uint8Array> {
+  let iterator: AsyncIterator<FileChunk> | undefined;
+  return new ReadableStream<Uint8Array>({
+    pull: async (controller) => {
+      iterator ??= chunks()[Symbol.asyncIterator]();
+      const { done, value } = await iterator.next();
+      if (done) controller.close();
+      else controller.enqueue(value.bytes ?? new Uint8Array(value.hole));
+    },
+    cancel: async () => {
+      await iterator?.return?.();
+    },
+  });
+}
+
 /** An entry `walk` gave out: it keeps its inode (privately), so reading it needs no lookup. */
 class WalkedEntry implements WalkEntry {
   readonly #image: SquashfsImage;
@@ -215,18 +231,7 @@ export class SquashfsImage {
   }
 
   createReadStream(path: ImagePath | WalkEntry): ReadableStream<Uint8Array> {
-    let iterator: AsyncIterator<FileChunk> | undefined;
-    return new ReadableStream<Uint8Array>({
-      pull: async (controller) => {
-        iterator ??= this.readChunks(path)[Symbol.asyncIterator]();
-        const { done, value } = await iterator.next();
-        if (done) controller.close();
-        else controller.enqueue(value.bytes ?? new Uint8Array(value.hole));
-      },
-      cancel: async () => {
-        await iterator?.return?.();
-      },
-    });
+    return chunkStream(() => this.readChunks(path));
   }
 
   /**
