@@ -126,18 +126,22 @@ export async function restoreBackup(backup: DirectoryBackup | string, options: R
       dataReady: (end) => file.ready(end),
       beforeSwap: async (staging) => {
         await filling;
+        // Whether a layer applied so far had xattrs (else a merged directory has none to drop).
+        let xattrsBelow = image.superblock.xattrIdTableStart !== undefined;
         for (const fetched of fetching) {
           const layer = await fetched;
           const done = written;
-          const applied1 = await applyLayer(layer.image, staging, {
+          const layerResult = await applyLayer(layer.image, staging, {
             // A small layer is written on this thread: starting extraction threads for it would cost more than it holds.
             threads: layer.image.superblock.bytesUsed < SMALL_LAYER_BYTES ? 0 : undefined,
+            xattrsBelow,
             signal: controller.signal,
             onWarning,
             onProgress: (p) => options.onProgress?.({ phase: 'extract', bytes: done + p.bytes, total, entries: p.entries }),
           });
-          applied.push(applied1);
-          written += applied1.bytes;
+          applied.push(layerResult);
+          written += layerResult.bytes;
+          xattrsBelow ||= layer.image.superblock.xattrIdTableStart !== undefined;
         }
       },
       onProgress: (p) => {

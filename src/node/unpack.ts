@@ -42,7 +42,15 @@ export interface UnpackOptions {
 }
 
 /** What applying a layer takes: an unpack's options that are not about replacing `dir`. */
-export type ApplyLayerOptions = Pick<UnpackOptions, 'onWarning' | 'onProgress' | 'signal' | 'concurrency' | 'threads'>;
+export interface ApplyLayerOptions extends Pick<UnpackOptions, 'onWarning' | 'onProgress' | 'signal' | 'concurrency' | 'threads'> {
+  /**
+   * Whether the tree may hold extended attributes (default true). A
+   * directory the layer merges into keeps only the layer's own xattrs, as
+   * the kernel shows it; when nothing below had any, there is nothing to
+   * remove and no getfattr run is made.
+   */
+  xattrsBelow?: boolean;
+}
 
 export interface UnpackResult {
   entries: number;
@@ -147,7 +155,7 @@ function creationDefaults(root: string, isRoot: boolean, existingTree: boolean) 
  * (`layer`) an existing tree the image is an overlayfs layer over (see
  * applyLayer).
  */
-async function extractInto(image: SquashfsImage, root: string, options: UnpackOptions, layer: boolean): Promise<UnpackResult> {
+async function extractInto(image: SquashfsImage, root: string, options: UnpackOptions & Pick<ApplyLayerOptions, 'xattrsBelow'>, layer: boolean): Promise<UnpackResult> {
   const isRoot = process.getuid?.() === 0;
   const creation = creationDefaults(root, isRoot, layer);
   const rootBytes = Buffer.from(root);
@@ -244,7 +252,7 @@ async function extractInto(image: SquashfsImage, root: string, options: UnpackOp
     fs.linkSync(existing, path);
     result.hardLinks++;
   }
-  if (merged.length > 0) {
+  if (merged.length > 0 && options.xattrsBelow !== false) {
     await dropOtherXattrs(merged).catch((error: Error) => warn('xattrs', `extended attributes were not all removed from merged directories: ${error.message}`));
   }
   if (xattrs.length > 0) {
