@@ -79,7 +79,7 @@ export async function mergedTree(layers: readonly SquashfsImage[], signal?: Abor
       });
       if (walked.names.length === 0) {
         const fresh = entry();
-        fresh.children = root && !isOpaque(xattrs) ? root.children! : new Map();
+        fresh.children = root?.children ?? new Map(); // the root merges, opaque or not (as the kernel shows it)
         root = fresh;
         parentOf.set('', root);
         continue;

@@ -253,7 +253,8 @@ async function extract(image: SquashfsImage, fs: FsWriteLike, root: string, over
 async function replaces(image: SquashfsImage, entry: WalkEntry, fs: FsWriteLike, path: string): Promise<boolean> {
   const { stat } = entry;
   const there = await fs.lstat(path).catch(() => undefined);
-  const merges = stat.type === 'directory' && there?.isDirectory() && !(stat.hasXattrs && isOpaque(await image.xattrs(entry)));
+  // A directory merges unless opaque; the root always does (the kernel never reads the root's marker).
+  const merges = stat.type === 'directory' && there?.isDirectory() && (entry.path === '' || !(stat.hasXattrs && isOpaque(await image.xattrs(entry))));
   if (there && !merges) {
     if (there.isDirectory() || !fs.unlink) await fs.rm(path, { recursive: true, force: true });
     else await fs.unlink(path);

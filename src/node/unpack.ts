@@ -109,7 +109,7 @@ export async function unpackImage(image: SquashfsImage, dir: string, options: Un
  * `dir`, in place, so that `dir` becomes what `mount -t overlay` shows with
  * the layer over it. A whiteout removes what is at its path; a directory
  * of the layer is merged into a directory there unless it is opaque (then
- * it replaces it; the layer's root, `dir` itself, is emptied); anything
+ * it replaces it; the layer's root, `dir` itself, always merges); anything
  * else replaces what is there. Every entry the layer holds gets its owner,
  * mode, time and xattrs, overlayfs's own trusted.overlay.* left out; a
  * merged directory loses the xattrs the layer's does not have, as the
@@ -277,8 +277,8 @@ function removePath(path: Buffer): void {
 /**
  * Makes way for a layer's directory at `path`: true when it is merged into
  * the directory there (which keeps its other entries), false when it is to
- * be made. An opaque directory replaces what is there; as the layer's
- * root, which is never replaced, it empties it instead.
+ * be made. An opaque directory replaces what is there, except the layer's
+ * root, which always merges (the kernel never reads the root's marker).
  */
 function mergeDirectory(path: Buffer, top: boolean, opaque: boolean, isRoot: boolean): boolean {
   const there = fs.lstatSync(path, { throwIfNoEntry: false });
@@ -289,7 +289,6 @@ function mergeDirectory(path: Buffer, top: boolean, opaque: boolean, isRoot: boo
   }
   // Its entries change before its mode is set, at the end: without root, that needs write and search permission.
   if (!isRoot && (there.mode & 0o700) !== 0o700) fs.chmodSync(path, there.mode | 0o700);
-  if (opaque) for (const name of fs.readdirSync(path, { encoding: 'buffer' })) fs.rmSync(Buffer.concat([path, SLASH, name]), { recursive: true, force: true });
   return true;
 }
 

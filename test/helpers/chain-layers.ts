@@ -108,7 +108,7 @@ const depth = (rel: string) => (rel === '' ? 0 : rel.split('/').length);
 
 /**
  * A directory of the layer at `p`: made in a layer; in the expected tree,
- * a directory there is kept with its entries (emptied when opaque) but
+ * a directory there is kept with its entries (replaced when opaque; the root never is) but
  * made anew, so it keeps none of its own attributes, and anything else is
  * replaced.
  */
@@ -118,10 +118,7 @@ async function holdDirectory(p: string, asLayer: boolean, opaque: boolean, isRoo
     return;
   }
   const there = await fsp.lstat(p).catch(() => undefined);
-  if (isRoot) {
-    if (opaque) for (const name of await fsp.readdir(p)) await fsp.rm(path.join(p, name), { recursive: true, force: true });
-    return;
-  }
+  if (isRoot) return; // the root merges, opaque or not: the kernel never reads its marker
   if (!there?.isDirectory() || opaque) {
     await fsp.rm(p, { recursive: true, force: true });
     await fsp.mkdir(p);
