@@ -378,7 +378,7 @@ async function planIncremental(
   const images = [];
   try {
     // Opened at once: each is a few round trips (its size, superblock and tables).
-    const opening = layers.map((layer) => openLayer(layer, { store, signal, codecs }));
+    const opening = layers.map((layer) => openLayer(layer, { store, signal, codecs, wholeTables: true }));
     const settled = await Promise.allSettled(opening);
     for (const result of settled) if (result.status === 'fulfilled') images.push(result.value);
     const failure = settled.find((result): result is PromiseRejectedResult => result.status === 'rejected');

@@ -65,9 +65,10 @@ function canonicalXattrs(xattrs: readonly Xattr[] | undefined): string {
 export async function mergedTree(layers: readonly SquashfsImage[], signal?: AbortSignal): Promise<MergedEntry> {
   let root: MergedEntry | undefined;
   for (const image of layers) {
-    // The merged directory each of the layer's directories updates, by path.
-    const parentOf = new Map<string, MergedEntry>();
-    const pathKey = (names: Uint8Array[]) => names.map(nameKey).join('/');
+    // The merged directory each of the layer's directories updates, by its name's bytes object (the walk hands a
+    // directory's children its names array's elements: a child's names[n - 2] is its parent's name object).
+    const parentOf = new Map<Uint8Array | undefined, MergedEntry>();
+    const parentKey = (names: readonly Uint8Array[]) => names[names.length - 2];
     for await (const walked of image.walk({ signal })) {
       throwIfAborted(signal);
       const { stat } = walked;
@@ -81,10 +82,10 @@ export async function mergedTree(layers: readonly SquashfsImage[], signal?: Abor
         const fresh = entry();
         fresh.children = root?.children ?? new Map(); // the root merges, opaque or not (as the kernel shows it)
         root = fresh;
-        parentOf.set('', root);
+        parentOf.set(undefined, root);
         continue;
       }
-      const parent = parentOf.get(pathKey(walked.names.slice(0, -1)));
+      const parent = parentOf.get(parentKey(walked.names));
       if (!parent?.children) throw new SquashfsError('CORRUPT_IMAGE', `layer entry ${walked.path} has no directory above it in the chain`);
       const name = nameKey(walked.names[walked.names.length - 1]!);
       if (isWhiteout(stat)) {
@@ -96,7 +97,7 @@ export async function mergedTree(layers: readonly SquashfsImage[], signal?: Abor
       if (stat.type === 'directory') {
         const below = parent.children.get(name);
         fresh.children = below?.children && !isOpaque(xattrs) ? below.children : new Map();
-        parentOf.set(pathKey(walked.names), fresh);
+        parentOf.set(walked.names[walked.names.length - 1], fresh);
       }
       parent.children.set(name, fresh);
     }
