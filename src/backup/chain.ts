@@ -39,15 +39,18 @@ export function chainOf(backup: DirectoryBackup): string[] {
 /**
  * The handles of a backup's chain, from the full backup to it (one handle
  * for a full backup). Every layer's metadata must be in the store
- * (BACKUP_NOT_FOUND naming the missing layer otherwise). Only the top's
+ * (BACKUP_NOT_FOUND naming the missing layer otherwise); handles in
+ * `known` (a listing just read) are not read again. Only the top's
  * expiry counts (the caller checks it): a base lives as long as a live
  * delta needs it, and prune keeps it that long.
  */
-export async function resolveChain(backup: DirectoryBackup, options: StoreOptions): Promise<DirectoryBackup[]> {
+export async function resolveChain(backup: DirectoryBackup, options: StoreOptions & { known?: readonly DirectoryBackup[] }): Promise<DirectoryBackup[]> {
   const ids = chainOf(backup);
   // The handles are read at once: each is a round trip.
   const layers = await Promise.all(ids.map(async (id, i) => {
     if (id === backup.id) return backup;
+    const known = options.known?.find((b) => b.id === id);
+    if (known) return known;
     return resolveBackup(id, options).catch((error: unknown) => {
       if (error instanceof BackupError && error.code === 'BACKUP_NOT_FOUND') {
         throw new BackupError('BACKUP_NOT_FOUND', `backup ${backup.id}: layer ${i + 1} of its chain of ${ids.length} (${id}) is missing from ${options.store.location}`, {

@@ -359,9 +359,11 @@ async function planIncremental(
   if (options.base === undefined) return undefined;
   const { signal } = options;
   let base: DirectoryBackup | undefined;
+  let listed: DirectoryBackup[] | undefined;
   if (options.base === 'latest') {
     const now = Date.now();
-    const live = (await listBackups({ store, signal })).filter((b) => b.dir === config.dir && now <= Date.parse(b.expiresAt));
+    listed = await listBackups({ store, signal });
+    const live = listed.filter((b) => b.dir === config.dir && now <= Date.parse(b.expiresAt));
     base = live[live.length - 1];
     if (!base) {
       warnings.push(`a full backup was made: ${store.location} holds no live backup of ${config.dir} to be a delta over`);
@@ -370,7 +372,7 @@ async function planIncremental(
   } else {
     base = await resolveBackup(options.base, { store, signal });
   }
-  const layers = await resolveChain(base, { store, signal });
+  const layers = await resolveChain(base, { store, signal, known: listed });
   if (layers.length > config.maxChain) {
     warnings.push(`a full backup was made: a delta over ${base.id} would be delta ${layers.length} of its chain, more than maxChain (${config.maxChain})`);
     return undefined;

@@ -86,13 +86,15 @@ export async function openBackup(backup: DirectoryBackup | string, options: Open
 
 /** Tables fetched whole by `openLayer({ wholeTables })`, at most. */
 const WHOLE_TABLES_MAX = 64 * 1024 * 1024;
+/** The image's end read beside its superblock, in the hope that it holds the tables (about 20 bytes an entry). */
+const TABLES_GUESS = 256 * 1024;
 
 /**
  * One stored image (a full backup, or one layer of a chain on its own),
  * read by range; its stored size checked first. With `wholeTables`, for a
  * reader that will read all its metadata (a walk), the tables are fetched
- * in one ranged GET, the size check beside the superblock's read: three
- * round trips, not one per table.
+ * with the size check and the superblock in one round trip (the image's
+ * end, where the tables are, read beside them), not one per table.
  */
 export async function openLayer(handle: DirectoryBackup, options: OpenBackupOptions & { wholeTables?: boolean }): Promise<SquashfsImage> {
   const open = (source: RandomAccessSource) =>
@@ -102,13 +104,19 @@ export async function openLayer(handle: DirectoryBackup, options: OpenBackupOpti
     await checkStored(handle, options.store, options.signal);
     return open(readAheadSource(stored));
   }
+  // The superblock, and the image's end, where the tables are (a guess at their size: a second read when they are larger).
   const reading = stored.read(0, SUPERBLOCK_SIZE, options.signal);
+  const tailStart = Math.max(0, handle.size - TABLES_GUESS);
+  const tail = stored.read(tailStart, handle.size - tailStart, options.signal);
   reading.catch(() => undefined); // a missing image is told by the size check
+  tail.catch(() => undefined);
   await checkStored(handle, options.store, options.signal);
   const head = await reading;
   const { inodeTableStart, bytesUsed } = decodeSuperblock(head);
   const end = Math.min(bytesUsed, handle.size);
-  const tables = inodeTableStart < end && end - inodeTableStart <= WHOLE_TABLES_MAX ? await stored.read(inodeTableStart, end - inodeTableStart, options.signal) : undefined;
+  let tables: Uint8Array | undefined;
+  if (inodeTableStart >= tailStart && inodeTableStart < end) tables = (await tail).subarray(inodeTableStart - tailStart, end - tailStart);
+  else if (inodeTableStart < end && end - inodeTableStart <= WHOLE_TABLES_MAX) tables = await stored.read(inodeTableStart, end - inodeTableStart, options.signal);
   const ahead = readAheadSource(stored);
   return open({
     size: handle.size,
