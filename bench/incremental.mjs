@@ -22,7 +22,6 @@
 // See bench/README.md ("Incremental backups") for the flags and the columns.
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { setPriority } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -30,7 +29,7 @@ import { ensureCorpus, formatSummary, BENCH_DIR, REPO_DIR, DEFAULT_CORPUS_DIR, D
 import { killCurrent, GNU_TIME } from './lib/measure.mjs';
 import { machineInfo } from './lib/machine.mjs';
 import { shJoin, which, capture } from './lib/shell.mjs';
-import { timedRun, failureReason, indent, summarizeSamples, busyNote, median, f2, mib, markdownTable } from './lib/harness.mjs';
+import { timedRun, failureReason, indent, summarizeSamples, busyNote, median, f2, mib, markdownTable, processCpuS, parseResult, raisePriority } from './lib/harness.mjs';
 import { compareTrees } from './lib/tree-compare.mjs';
 import { startLeanS3 } from './lib/s3-lean-server.mjs';
 import { startLinkProxy } from './lib/link-proxy.mjs';
@@ -169,18 +168,8 @@ cleanups.push(() => proxy.close());
 // measured tools, which are started back at nice 0 (root only).
 const linkPriority = raisePriority([process.pid, s3.pid]);
 
-const CLK_TCK = Number(capture(['getconf', 'CLK_TCK'])) || 100;
 /** CPU seconds the server child has used so far (it is not part of any measured command). */
-function serverCpuS() {
-  try {
-    const f = readFileSync(`/proc/${s3.pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK; // utime, stime
-  } catch { return NaN; }
-}
-const parseResult = (tag, output) => {
-  const line = output.split('\n').reverse().find((l) => l.startsWith(`${tag} `));
-  try { return line ? JSON.parse(line.slice(tag.length + 1)) : null; } catch { return null; }
-};
+const serverCpuS = () => processCpuS(s3.pid);
 
 // ---------------------------------------------------------------------------------------------
 // The commands: ours (one library call per process) and the reference pipelines of link.mjs.
@@ -533,12 +522,3 @@ function atToolPriority(command) {
   return linkPriority ? { ...command, argv: ['nice', '-n', '10', ...command.argv] } : command;
 }
 
-/** Gives the link model's processes priority -10 over the measured tools; false where that is not allowed. */
-function raisePriority(pids) {
-  try {
-    for (const pid of pids) if (pid) setPriority(pid, -10);
-    return true;
-  } catch {
-    return false;
-  }
-}

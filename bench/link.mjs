@@ -17,7 +17,6 @@
 //
 // See bench/README.md ("Backup and restore over a link") for the flags and the columns.
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { setPriority } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -25,7 +24,7 @@ import { ensureCorpus, formatSummary, summarize, walkTree, BENCH_DIR, REPO_DIR, 
 import { measure, killCurrent, GNU_TIME } from './lib/measure.mjs';
 import { machineInfo } from './lib/machine.mjs';
 import { shJoin, which, capture } from './lib/shell.mjs';
-import { timedRun, failureReason, indent, summarizeSamples, busyNote, median, f2, ratio, mib, markdownTable } from './lib/harness.mjs';
+import { timedRun, failureReason, indent, summarizeSamples, busyNote, median, f2, ratio, mib, markdownTable, processCpuS, parseResult, raisePriority } from './lib/harness.mjs';
 import { verifyImage } from './lib/verify.mjs';
 import { compareTrees } from './lib/tree-compare.mjs';
 import { startLeanS3 } from './lib/s3-lean-server.mjs';
@@ -184,20 +183,10 @@ const s3 = await startLeanS3();
 const linkPriority = raisePriority([process.pid, s3.pid]);
 cleanups.push(() => s3.close());
 
-const CLK_TCK = Number(capture(['getconf', 'CLK_TCK'])) || 100;
 /** CPU seconds the server child has used so far (it is not part of any measured command). */
-function serverCpuS() {
-  try {
-    const f = readFileSync(`/proc/${s3.pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK; // utime, stime (fields 14 and 15)
-  } catch { return NaN; }
-}
+const serverCpuS = () => processCpuS(s3.pid);
 
 const nodeArgv = (script, args) => [process.execPath, ...(opt.profile ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), script, ...args];
-const parseResult = (tag, output) => {
-  const line = output.split('\n').reverse().find((l) => l.startsWith(`${tag} `));
-  try { return line ? JSON.parse(line.slice(tag.length + 1)) : null; } catch { return null; }
-};
 const objectUrl = (base, bucket, key) => `${base}/${bucket}/${key.split('/').map(encodeURIComponent).join('/')}`;
 
 // ---------------------------------------------------------------------------------------------
@@ -538,12 +527,3 @@ function atToolPriority(command) {
   return linkPriority ? { ...command, argv: ['nice', '-n', '10', ...command.argv] } : command;
 }
 
-/** Gives the link model's processes priority -10 over the measured tools; false where that is not allowed. */
-function raisePriority(pids) {
-  try {
-    for (const pid of pids) if (pid) setPriority(pid, -10);
-    return true;
-  } catch {
-    return false;
-  }
-}

@@ -1,5 +1,7 @@
 // Shared measuring and reporting helpers for the ops in bench/ops/ (pack, unpack, read).
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { measure } from './measure.mjs';
 import { busyCpuSeconds } from './machine.mjs';
 
@@ -87,4 +89,30 @@ export const mib = (kib) => (Number.isFinite(kib) ? (kib / 1024).toFixed(1) : 'â
 export function markdownTable(rows, align) {
   const sep = rows[0].map((_, i) => ((align?.[i] ?? (i === 0 ? 'l' : 'r')) === 'l' ? '---' : '---:'));
   return [rows[0], sep, ...rows.slice(1)].map((r) => `| ${r.join(' | ')} |`).join('\n');
+}
+
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
+
+/** CPU seconds a process has used so far (utime + stime from /proc); NaN when it cannot be read. */
+export function processCpuS(pid) {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK; // utime, stime (fields 14 and 15)
+  } catch { return NaN; }
+}
+
+/** The JSON of the last line of `output` that starts with `tag` (a child's `OURS-RESULT {...}`), or null. */
+export function parseResult(tag, output) {
+  const line = output.split('\n').reverse().find((l) => l.startsWith(`${tag} `));
+  try { return line ? JSON.parse(line.slice(tag.length + 1)) : null; } catch { return null; }
+}
+
+/** Gives the link model's processes priority -10 over the measured tools; false where that is not allowed. */
+export function raisePriority(pids) {
+  try {
+    for (const pid of pids) if (pid) setPriority(pid, -10);
+    return true;
+  } catch {
+    return false;
+  }
 }
