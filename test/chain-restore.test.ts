@@ -240,7 +240,7 @@ describe.skipIf(!root)('applyLayer', () => {
     const image = path.join(work, `${name}.sqfs`);
     await packDirectory(layerDir, image, { mtime: IMAGE_TIME });
     const copy = path.join(work, `${name}-expected`);
-    await fsp.cp(tree, copy, { recursive: true, verbatimSymlinks: true });
+    await copyWithTimes(tree, copy);
     await applySteps(copy, steps);
     const opened = await openImage(image);
     try {
@@ -284,6 +284,15 @@ describe.skipIf(!root)('applyLayer', () => {
     expect((await fsp.readdir(tree)).sort()).toEqual(['etc', 'old', 'only']);
   });
 });
+
+/** Copies a tree with every entry's mtime (symlinks' too): fs.cp stamps the copy with the time of copying. */
+async function copyWithTimes(from: string, to: string) {
+  await fsp.cp(from, to, { recursive: true, verbatimSymlinks: true });
+  for (const entry of await walkTree(from)) {
+    const copied = entry.rel.length === 0 ? Buffer.from(to) : Buffer.concat([Buffer.from(to + '/'), entry.rel]);
+    await fsp.lutimes(copied, Number(entry.st.atimeNs) / 1e9, Number(entry.st.mtimeNs) / 1e9);
+  }
+}
 
 /** A directory's entries, their types, modes, times and contents. */
 async function snapshot(dir: string) {
