@@ -3,7 +3,9 @@
  * The reader's mutation fuzzer, for long runs over the built package (dist/).
  * The same fuzzer as test/reader.hostile.test.ts (test/helpers/fuzz.ts):
  * each case flips or overwrites 1-8 bytes of a committed reference image
- * (test/fixtures/images), then opens it and touches everything (walk, stat,
+ * (test/fixtures/images: mksquashfs's and gensquashfs's with every
+ * compressor, and our own writer's lz4, lz4 high compression and xz, so the
+ * encoders' output is fuzzed too), then opens it and touches everything (walk, stat,
  * readdir, readlink, readFile, readChunks, xattrs) in a worker thread under
  * a watchdog. A failure is any error that is not a SquashfsError, a hang,
  * or ArrayBuffer memory growing beyond the limit.

@@ -444,7 +444,14 @@ const goalLines = [
 const notes = [];
 const linkLimitS = (bytes) => bytes / Math.min(link.up || Infinity, link.perConn ? link.perConn * Math.max(1, Math.ceil(bytes / settings.refPartSize)) : Infinity);
 notes.push(`bytes are counted by the link proxy: everything the command sent up (HTTP requests with their headers and bodies: image parts, the handle's .json, list and range requests) and received down (a delta reads its base chain's metadata by range)`);
-notes.push(`upload link limit of a full image (${mb(get('final-full', 'imageBytes'))} MB at ${mbps(link.up)} MB/s): ${f2(linkLimitS(get('final-full', 'imageBytes')))} s; a compaction uploads a full image too, so over this link it cannot take less than that; CPU of the compaction / of the full backup: ${s2(get('compact', 'cpuS') / get('final-full', 'cpuS'))}×`);
+const compactOps = samples.compact?.at(-1)?.server?.byOp ?? {};
+notes.push(`upload link limit of a full image (${mb(get('final-full', 'imageBytes'))} MB at ${mbps(link.up)} MB/s): ${f2(linkLimitS(get('final-full', 'imageBytes')))} s; the compaction sent ${mb(get('compact', 'upBytes'))} MB of its ${mb(get('compact', 'imageBytes'))} MB image (${compactOps['copy-part']?.requests ?? 0} parts copied on the server with UploadPartCopy from the full backup's data region, which it fetched ${mb(get('compact', 'downBytes'))} MB to hash); CPU of the compaction / of the full backup: ${s2(get('compact', 'cpuS') / get('final-full', 'cpuS'))}×`);
+{
+  const first = edits[2];
+  if (first?.largestModified) {
+    notes.push(`floor of 3.'s bytes: a layer holds each changed file whole (overlayfs copies up whole files), so no delta of an edit set is smaller than its changed files compressed; edit set 1 appended to ${mb(first.modifiedBytes)} MB of files, the largest ${first.largestModified.path} (${mb(first.largestModified.size)} MB, ${pct(first.largestModified.size / fullUp)} of the full backup's bytes up)`);
+  }
+}
 notes.push(`compacted image ${Number.isFinite(get('compact', 'imageBytes')) ? `${get('compact', 'imageBytes').toLocaleString('en-US')} bytes` : '—'}, full backup of the same tree ${Number.isFinite(get('final-full', 'imageBytes')) ? `${get('final-full', 'imageBytes').toLocaleString('en-US')} bytes` : '—'}`);
 for (const layer of layerIds) {
   const e = edits[layer];

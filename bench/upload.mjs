@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import S3rver from 's3rver';
+import S3rver from '@20minutes/s3rver';
 
 const dist = fileURLToPath(new URL('../dist/', import.meta.url));
 const lib = await import(path.join(dist, 'node.js'));

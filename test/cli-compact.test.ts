@@ -116,13 +116,13 @@ describe('sqfs backups compact', () => {
     expect(JSON.parse(await fsp.readFile(path.join(storeDir, `${handle.id}.json`), 'utf8'))).toEqual(JSON.parse(compacted.out));
   });
 
-  it('takes --name and --ttl, and a handle file in place of the id; shows progress on a TTY', async () => {
+  it('takes --name, --ttl and --no-reuse-base, and a handle file in place of the id; shows progress on a TTY', async () => {
     const { dir, storeDir, url, delta } = await makeChain('options');
     const handleFile = path.join(work, 'delta-handle.json');
     await fsp.writeFile(handleFile, JSON.stringify(delta));
     const shown: string[] = [];
     const before = Date.now();
-    const compacted = await run(['backups', 'compact', handleFile, '--name', 'compacted', '--ttl', '86400', '--store', url], {
+    const compacted = await run(['backups', 'compact', handleFile, '--name', 'compacted', '--ttl', '86400', '--no-reuse-base', '--store', url], {
       isTTY: true, write: (text: string) => void shown.push(text),
     });
     expect(compacted.code, compacted.err).toBe(0);
@@ -167,6 +167,7 @@ describe('sqfs backups compact', () => {
       ['backups', 'compact', 'not-an-id'],
       ['backups', 'list', '--name', 'x'],
       ['backups', 'prune', '--ttl', '60'],
+      ['backups', 'list', '--no-reuse-base'],
     ];
     for (const args of misuses) {
       const result = await run([...args, '--store', url]);

@@ -24,6 +24,7 @@ async function importGraph(entry: string): Promise<Map<string, string>> {
     const text = await fsp.readFile(file, 'utf8');
     seen.set(file, text);
     for (const match of text.matchAll(/(?:from|import)\s*\(?\s*["'](\.[^"']+)["']/g)) {
+      if (match[1]!.endsWith('.wasm')) continue; // the Workers entry's module, for its bundler
       await visit(path.resolve(path.dirname(file), match[1]!));
     }
   };
@@ -36,7 +37,7 @@ describe('package', () => {
     expect(pkg.name).toBe('squashfs-ts');
     expect(pkg.type).toBe('module');
     expect(pkg.bin).toEqual({ sqfs: './dist/cli.js' });
-    expect(Object.keys(pkg.exports)).toEqual(['.', './node', './zstd.wasm', './package.json']);
+    expect(Object.keys(pkg.exports)).toEqual(['.', './node', './zstd.wasm', './xz.wasm', './package.json']);
     await fsp.access(path.join(root, pkg.exports['./zstd.wasm']));
     for (const entry of ['.', './node']) {
       for (const condition of ['import', 'require'] as const) {
@@ -45,14 +46,19 @@ describe('package', () => {
         await fsp.access(path.join(root, target.types));
       }
     }
-    // Workers and browsers get the main entry; Node gets the one with Node's defaults (real fs, local store).
-    for (const condition of ['workerd', 'worker', 'browser']) expect(pkg.exports['.'][condition].default).toBe('./dist/index.js');
+    // Workers get the main entry with zstd.wasm imported (dist/workerd.js), browsers the main entry;
+    // Node gets the one with Node's defaults (real fs, local store).
+    for (const condition of ['workerd', 'worker']) expect(pkg.exports['.'][condition]).toEqual({ types: './dist/index.d.ts', default: './dist/workerd.js' });
+    expect(pkg.exports['.'].browser.default).toBe('./dist/index.js');
     expect(pkg.exports['.'].node).toEqual(pkg.exports['./node']);
     expect(Object.keys(pkg.exports['.']).slice(0, 4)).toEqual(['workerd', 'worker', 'browser', 'node']);
   });
 
-  it('keeps node: modules out of the main entry', async () => {
-    const graph = await importGraph(path.join(dist, 'index.js'));
+  it('keeps node: modules out of the main and Workers entries; the Workers entry imports zstd.wasm beside it', async () => {
+    const workerd = await fsp.readFile(path.join(dist, 'workerd.js'), 'utf8');
+    expect(workerd).toMatch(/^import \w+ from "\.\/zstd\.wasm";$/m);
+    await fsp.access(path.join(dist, 'zstd.wasm'));
+    const graph = new Map([...(await importGraph(path.join(dist, 'index.js'))), ...(await importGraph(path.join(dist, 'workerd.js')))]);
     for (const [file, text] of graph) {
       expect(text.match(/["']node:[a-z_/]+["']/g) ?? [], file).toEqual([]);
       expect(text.match(/require\(["'](fs|path|zlib|crypto|child_process)["']\)/g) ?? [], file).toEqual([]);

@@ -20,7 +20,7 @@ import {
   deleteBackup, encodeKey, listBackups, presignService, remotePresigner, RequestPolicy, s3Store, StoreError, type Capability,
   type ObjectStore, type PresignRequest, type PresignService,
 } from '../src/index.js';
-import { createBackup, restoreBackup } from '../src/node/index.js';
+import { compactBackup, createBackup, restoreBackup } from '../src/node/index.js';
 import { compareTrees } from './helpers/oracles.js';
 import { startPresignServer, type PresignServer } from './helpers/presign-server.js';
 import { ACCESS_KEY, SECRET_KEY, startS3, type S3Harness } from './helpers/s3-server.js';
@@ -156,6 +156,24 @@ describe('a backup through a presign service, with a token and no credentials', 
     expect(await compareTrees(small, out)).toEqual([]);
   });
 
+  it('compacts a chain with the full backup\'s region copied on the server (UploadPartCopy signed through the service)', async () => {
+    const dir = path.join(work, 'copied');
+    await fsp.mkdir(dir, { recursive: true });
+    await fsp.writeFile(path.join(dir, 'big.bin'), pseudoRandomBytes(12 * 1024 * 1024, 31));
+    await fsp.writeFile(path.join(dir, 'a.txt'), 'one\n');
+    const store = storeWith(await token(['write', 'read']));
+    const full = await createBackup({ dir, store, ttl: 3600, compression: 'gzip' });
+    await fsp.writeFile(path.join(dir, 'a.txt'), 'two, longer\n');
+    const delta = await createBackup({ dir, store, ttl: 3600, base: full, compression: 'gzip' });
+    s3.reset();
+    const compacted = await compactBackup(delta, { store, reuseBase: true });
+    expect(s3.requests.filter((r) => r.op === 'copy').length).toBeGreaterThanOrEqual(1);
+    expect(s3.violations).toEqual([]);
+    const out = path.join(work, 'copied-out');
+    await restoreBackup(compacted, { store, dir: out });
+    expect(await compareTrees(dir, out)).toEqual([]);
+  });
+
   it('is the store the CLI makes from --presign-url and SQFS_PRESIGN_TOKEN, and refuses either alone', async () => {
     const ctx = { usage: (message: string) => new Error(`usage: ${message}`) };
     const values = { endpoint: s3.endpoint, 'presign-url': server.url };
@@ -240,6 +258,27 @@ describe('what the service refuses (nothing signed, nothing reaches the store)',
     }
     expect((await ask(tok, { method: 'GET', key: '', query: { 'list-type': '2', prefix: PREFIX } })).status).toBe(200);
     expect((await ask(tok, { method: 'GET', key: '', query: { 'list-type': '2', prefix: `${PREFIX}abc`, 'continuation-token': 'opaque' } })).status).toBe(200);
+  });
+
+  it('an UploadPartCopy from another sandbox, with a write-only token, or with other headers or a bad range', async () => {
+    const copy = (source: string, range = 'bytes=0-99', extra: Record<string, string> = {}) => ({
+      method: 'PUT', key: `${PREFIX}new.sqfs`, query: { partNumber: '2', uploadId: 'u' },
+      headers: { 'x-amz-copy-source': source, 'x-amz-copy-source-range': range, ...extra },
+    });
+    const both = await token(['write', 'read']);
+    const mine = `/${s3.bucket}/${PREFIX}old.sqfs`;
+    const granted = await ask(both, copy(mine));
+    expect(granted.status).toBe(200);
+    expect(new URL(String(granted.body.url)).searchParams.get('X-Amz-SignedHeaders')).toBe('host;x-amz-copy-source;x-amz-copy-source-range');
+    for (const source of [`/${s3.bucket}/sandboxes/b/${other}.sqfs`, `/${s3.bucket}/${PREFIX}../b/${other}.sqfs`, `/${s3.bucket}/${PREFIX}%2e%2e/b/x`, `/other-bucket/${PREFIX}old.sqfs`, `${s3.bucket}/${PREFIX}old.sqfs`]) {
+      const answer = await ask(both, copy(source));
+      expect(answer, source).toMatchObject({ status: 403, body: { code: 'KEY_NOT_ALLOWED' } });
+      expect(answer.body.url).toBeUndefined();
+    }
+    expect(await ask(await token(['write']), copy(mine))).toMatchObject({ status: 403, body: { code: 'KEY_NOT_ALLOWED' } });
+    for (const range of ['bytes=0-', 'bytes=-5', '0-99', 'bytes=00-1']) expect((await ask(both, copy(mine, range))).status, range).toBe(403);
+    expect(await ask(both, copy(mine, 'bytes=0-99', { 'x-amz-acl': 'public-read' }))).toMatchObject({ status: 403, body: { code: 'REQUEST_NOT_ALLOWED' } });
+    expect(await ask(both, { ...copy(mine), query: {} })).toMatchObject({ status: 403, body: { code: 'REQUEST_NOT_ALLOWED' } });
   });
 
   it('DELETE and GET with a write-only token; writes with a read-only one', async () => {

@@ -1,8 +1,11 @@
 /**
- * examples/worker in real workerd (Miniflare), bundled from the package's
- * BUILT output (the "workerd" condition of package.json's exports, i.e.
- * dist/index.js, and dist/zstd.wasm as a CompiledWasm module): backups with
- * gzip and zstd into R2 (Miniflare's R2 binding) and into s3rver on
+ * examples/worker in real workerd (Miniflare), bundled as Wrangler bundles
+ * it (helpers/wrangler-bundle.ts: its conditions and its CompiledWasm rule
+ * for `.wasm` imports) from the package's BUILT output, installed as
+ * node_modules/squashfs-ts: the "workerd" condition of its exports picks
+ * dist/workerd.js, whose own import of ./zstd.wasm becomes a compiled
+ * module, so createBackup with only dir, fs and store makes a zstd backup
+ * (issue 18). Backups with gzip and zstd into R2 (Miniflare's R2 binding) and into s3rver on
  * 127.0.0.1 through presigned URLs (behind the fault proxy, which checks
  * signatures and R2's part rules), restores, single files read by range,
  * and a bucket that refuses uploads.
@@ -25,8 +28,8 @@ import { gzipSync } from 'node:zlib';
 import { Miniflare, supportedCompatibilityDate } from 'miniflare';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DirectoryBackup } from '../src/index.js';
-import { loadEsbuild } from './helpers/child.js';
 import { compareTrees } from './helpers/oracles.js';
+import { bundleLikeWrangler, type WranglerBundle } from './helpers/wrangler-bundle.js';
 import { ACCESS_KEY, SECRET_KEY, startS3, type S3Harness } from './helpers/s3-server.js';
 import { makeTrickyTree, pseudoRandomBytes } from './helpers/tree.js';
 
@@ -34,7 +37,7 @@ const root = path.resolve(__dirname, '..');
 let work: string;
 let mf: Miniflare;
 let s3: S3Harness;
-let bundle: { code: string; bytes: number; gzipped: number };
+let bundle: WranglerBundle & { bytes: number; gzipped: number };
 /** The Worker's URL on 127.0.0.1 (the container reaches it over HTTP). */
 let worker: string;
 /** The tree the container backs up. */
@@ -43,33 +46,13 @@ let tree: string;
 let container: string;
 const wasm = readFileSync(path.join(root, 'dist/zstd.wasm'));
 
-/** Bundles the example as wrangler would, but resolving squashfs-ts to this package's built "workerd" entry. */
+/** Bundles the example as Wrangler does, with this package installed (a link) as its squashfs-ts; memfs needs nodejs_compat. */
 async function bundleExample(outDir: string) {
-  const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
-  const entry = path.join(root, pkg.exports['.'].workerd.default);
-  const outfile = path.join(outDir, 'worker.mjs');
-  await loadEsbuild().build({
-    entryPoints: [path.join(root, 'examples/worker/src/index.ts')],
-    outfile,
-    bundle: true,
-    format: 'esm',
-    platform: 'node', // memfs asks for Node's modules, which nodejs_compat provides
-    conditions: ['workerd', 'worker', 'browser'],
-    target: 'es2022',
-    nodePaths: [path.join(root, 'node_modules')],
-    // memfs is CommonJS: its require() calls of Node modules need a require.
-    banner: { js: "import { createRequire as sqfsExampleCreateRequire } from 'node:module'; const require = sqfsExampleCreateRequire('/');" },
-    logLevel: 'silent',
-    plugins: [{
-      name: 'squashfs-ts from dist',
-      setup(build: { onResolve(o: { filter: RegExp }, f: (a: { path: string }) => unknown): void }) {
-        build.onResolve({ filter: /^squashfs-ts\/zstd\.wasm$/ }, () => ({ path: './zstd.wasm', external: true }));
-        build.onResolve({ filter: /^squashfs-ts$/ }, () => ({ path: entry }));
-      },
-    }],
-  });
-  const code = await fsp.readFile(outfile, 'utf8');
-  return { code, bytes: Buffer.byteLength(code), gzipped: gzipSync(code).length };
+  const nodeModules = path.join(outDir, 'example-node_modules');
+  await fsp.mkdir(nodeModules, { recursive: true });
+  await fsp.symlink(root, path.join(nodeModules, 'squashfs-ts'), 'dir');
+  const made = await bundleLikeWrangler(path.join(root, 'examples/worker/src/index.ts'), { outDir, nodeModules: [nodeModules], nodejsCompat: true });
+  return { ...made, bytes: Buffer.byteLength(made.code), gzipped: gzipSync(made.code).length };
 }
 
 beforeAll(async () => {
@@ -87,7 +70,7 @@ beforeAll(async () => {
   mf = new Miniflare({
     modules: [
       { type: 'ESModule', path: 'worker.mjs', contents: bundle.code },
-      { type: 'CompiledWasm', path: 'zstd.wasm', contents: wasm },
+      ...bundle.modules.map((m) => ({ type: m.type, path: m.name, contents: m.contents })),
     ],
     compatibilityDate: supportedCompatibilityDate,
     compatibilityFlags: ['nodejs_compat'],
@@ -182,10 +165,31 @@ function workerdCpuSeconds(): number {
 }
 
 describe('examples/worker in workerd', () => {
-  it('is bundled from the built package (sizes reported)', () => {
+  it('is bundled as Wrangler bundles it, from the built Workers entry with its zstd.wasm as a compiled module (sizes reported)', () => {
     expect(bundle.code).toContain('StreamUpload');
+    expect(bundle.inputs.filter((input) => input.includes('dist/'))).toContain(path.relative(process.cwd(), path.join(root, 'dist/workerd.js')));
+    // One module: the package's zstd.wasm, found beside dist/workerd.js, named as Wrangler names it.
+    expect(bundle.modules.map((m) => [m.type, m.file])).toEqual([['CompiledWasm', path.join(root, 'dist/zstd.wasm')]]);
+    expect(bundle.modules[0]!.name).toMatch(/^[0-9a-f]{40}-zstd\.wasm$/);
+    expect(bundle.code).toContain(`from "./${bundle.modules[0]!.name}"`);
     console.log(`worker bundle: ${bundle.bytes} bytes (${bundle.gzipped} gzipped), memfs included; zstd.wasm: ${wasm.length} bytes (${gzipSync(wasm).length} gzipped)`);
     expect(bundle.bytes).toBeLessThan(2 * 1024 * 1024);
+  });
+
+  it('createBackup with only dir, fs and store makes a zstd backup: no setup, no warning (issue 18)', async () => {
+    // The demo tree's files (demoTree(1) in the example): the blob, readme.txt, deep/er/still/file.txt, analysis.json.
+    const DEMO_BYTES = 1024 * 1024 + 20 + 5 + JSON.stringify({ result: 42, items: Array.from({ length: 200 }, (_, i) => i) }).length;
+    const made = await call('/backup?store=r2&mib=1', { method: 'POST' });
+    expect(made.status, made.text).toBe(200);
+    const handle = JSON.parse(made.text) as DirectoryBackup;
+    expect(handle).toMatchObject({ format: 'squashfs-4.0', compression: 'zstd', level: 3, dir: '/data', files: 4, bytes: DEMO_BYTES, warnings: [] });
+    // The stored image's superblock says zstd (compressor id 6).
+    const bucket = (await mf.getR2Bucket('BACKUPS')) as unknown as { get(key: string): Promise<{ arrayBuffer(): Promise<ArrayBuffer> } | null> };
+    const image = new Uint8Array(await (await bucket.get(`worker/${handle.key}`))!.arrayBuffer());
+    expect(new DataView(image.buffer).getUint16(20, true)).toBe(6);
+    const restored = await call('/restore?store=r2&mib=1', { method: 'POST', body: made.text });
+    expect(restored.status, restored.text).toBe(200);
+    expect(JSON.parse(restored.text)).toMatchObject({ files: 4, differences: [] });
   });
 
   for (const [store, comp] of [['r2', 'zstd'], ['r2', 'gzip'], ['s3', 'zstd'], ['s3', 'gzip']] as const) {

@@ -6,6 +6,7 @@
 //
 //   POST   /b/k?uploads                    CreateMultipartUpload -> <InitiateMultipartUploadResult>
 //   PUT    /b/k?partNumber=N&uploadId=U    UploadPart            -> ETag header
+//   PUT    same, with x-amz-copy-source    UploadPartCopy (a range of a stored object) -> CopyPartResult
 //   POST   /b/k?uploadId=U                 CompleteMultipartUpload (XML list of parts, in order)
 //   DELETE /b/k?uploadId=U                 AbortMultipartUpload
 //   PUT    /b/k                            PutObject
@@ -97,6 +98,23 @@ async function handle(req, res) {
     const uploadId = `up-${(++counter).toString(16)}`;
     uploads.set(uploadId, { bucket: bucketName, key, parts: new Map() });
     count('create-multipart', 0, sendXml(res, 200, `<InitiateMultipartUploadResult><Bucket>${xmlEscape(bucketName)}</Bucket><Key>${xmlEscape(key)}</Key><UploadId>${uploadId}</UploadId></InitiateMultipartUploadResult>`));
+    return;
+  }
+  if (m === 'PUT' && q.has('uploadId') && req.headers['x-amz-copy-source']) { // UploadPartCopy: a part made from a stored object's range
+    await readBody(req);
+    const u = uploads.get(q.get('uploadId'));
+    const n = Number(q.get('partNumber'));
+    const [, srcBucket = '', ...srcRest] = String(req.headers['x-amz-copy-source']).split('/');
+    const source = bucketOf(decodeURIComponent(srcBucket)).get(srcRest.map(decodeURIComponent).join('/'));
+    const range = /^bytes=(\d+)-(\d+)$/.exec(String(req.headers['x-amz-copy-source-range'] ?? ''));
+    if (!u) { count('copy-part', 0, sendError(res, 404, 'NoSuchUpload', 'no such upload', m)); return; }
+    if (!source) { count('copy-part', 0, sendError(res, 404, 'NoSuchKey', 'no such copy source', m)); return; }
+    if (!Number.isInteger(n) || n < 1 || n > 10_000) { count('copy-part', 0, sendError(res, 400, 'InvalidArgument', `partNumber ${q.get('partNumber')}`, m)); return; }
+    const [start, end] = range ? [Number(range[1]), Number(range[2])] : [0, source.body.length - 1];
+    if (end >= source.body.length || start > end) { count('copy-part', 0, sendError(res, 400, 'InvalidRange', 'the copy range is outside the source', m)); return; }
+    const etag = nextEtag();
+    u.parts.set(n, { body: source.body.subarray(start, end + 1), etag });
+    count('copy-part', 0, sendXml(res, 200, `<CopyPartResult><ETag>${xmlEscape(etag)}</ETag><LastModified>${new Date().toISOString()}</LastModified></CopyPartResult>`));
     return;
   }
   if (m === 'PUT' && q.has('uploadId')) { // UploadPart

@@ -243,7 +243,7 @@ export class ChainImage implements BackupImage {
   async storedData(path: ImagePath | WalkEntry): Promise<StoredFileData> {
     const [top] = await this.find(path, false);
     const data = await this.layers[top!.layer]!.storedData(top!.at);
-    return { ...data, identity: `${top!.layer}/${data.identity}` };
+    return { ...data, identity: `${top!.layer}/${data.identity}`, origin: String(top!.layer) };
   }
 
   async *readChunks(path: ImagePath | WalkEntry): AsyncIterable<FileChunk> {

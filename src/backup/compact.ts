@@ -7,7 +7,8 @@ import { checkNotExpired, DEFAULT_TTL, type DirectoryBackup } from './handle.js'
 import { imageSource } from './image-source.js';
 import { openLayer, resolveBackup } from './manage.js';
 import type { SquashfsImage } from '../squashfs/reader/image.js';
-import type { CodecRegistry } from '../codecs/codec.js';
+import { codecByName, type CodecRegistry } from '../codecs/codec.js';
+import type { ReusedRegion } from '../squashfs/writer/writer.js';
 
 export interface CompactBackupOptions {
   /** Where the chain is, and where the compacted backup goes (Node default: the local store). */
@@ -18,9 +19,24 @@ export interface CompactBackupOptions {
   name?: string;
   codecs?: CodecRegistry;
   upload?: { partSize?: number; concurrency?: number };
+  /**
+   * Take the full backup's data region (every block of its files) into the
+   * new image as it is, copied on the store's side where the store can
+   * (S3's UploadPartCopy), so the unchanged data never travels: only the
+   * layers' new data and the tables are sent. The region keeps the blocks
+   * of files the chain has since changed or deleted (readers never look at
+   * them). Default: when the region is at least 16 MiB and no more than a
+   * quarter of it is such blocks. `true`: whenever the compressor and block
+   * size allow it; `false`: never (every file's blocks are written anew).
+   */
+  reuseBase?: boolean;
   signal?: AbortSignal;
   onProgress?: (progress: BackupProgress) => void;
 }
+
+/** `reuseBase` by default: a region this large at least, and at most this share of it unused. */
+const REUSE_MIN_BYTES = 16 * 1024 * 1024;
+const REUSE_MAX_UNUSED = 0.25;
 
 /**
  * Writes one full backup equal to a chain's merged tree (what restoring
@@ -46,13 +62,33 @@ export async function compactBackupWith(runtime: BackupRuntime, backup: Director
   });
   const images: SquashfsImage[] = [];
   try {
-    for (const layer of layers) images.push(await openLayer(layer, { store, signal, codecs }));
+    // Opened at once: each is a few round trips (its size, superblock and tables).
+    const opened = await Promise.allSettled(layers.map((layer) => openLayer(layer, { store, signal, codecs, wholeTables: true })));
+    for (const settled of opened) if (settled.status === 'fulfilled') images.push(settled.value);
+    const failure = opened.find((settled): settled is PromiseRejectedResult => settled.status === 'rejected');
+    if (failure) throw failure.reason;
     const chain = new ChainImage(images);
     const warnings = [...((await store.audit?.()) ?? [])];
+    const reuse = options.reuseBase === false ? undefined : await reusableBase(images[0]!, layers[0]!, codecByName(codecs, config.algorithm).id, top.blockSize, options.reuseBase === true);
     return await storeImage(runtime, store, config, { dir: top.dir, blockSize: top.blockSize, upload: options.upload, signal, onProgress: options.onProgress }, {
-      id: runtime.randomUUID(), codecs, warnings, source: imageSource(chain), root: '/',
+      id: runtime.randomUUID(), codecs, warnings, source: imageSource(chain), root: '/', reuse,
     });
   } finally {
     await Promise.allSettled(images.map((image) => image.close()));
   }
+}
+
+/**
+ * The full backup's data region, to take in whole (see `reuseBase`), or
+ * undefined when its compressor or block size differ from the new image's,
+ * or (unless `always`) when it is small. Unless `always`, the writer takes
+ * it only when the merged tree's files use enough of it (maxUnused).
+ */
+async function reusableBase(image: SquashfsImage, layer: DirectoryBackup, compressionId: number, blockSize: number, always: boolean): Promise<{ key: string; region: ReusedRegion } | undefined> {
+  const sb = image.superblock;
+  if (sb.compressionId !== compressionId || sb.blockSize !== blockSize) return undefined;
+  const region = await image.dataRegion();
+  if (!always && region.length < REUSE_MIN_BYTES) return undefined;
+  const fragments = await image.fragmentEntries();
+  return { key: layer.key, region: { origin: '0', ...region, fragments, maxUnused: always ? 1 : REUSE_MAX_UNUSED } };
 }

@@ -1,9 +1,9 @@
-import type { CodecRegistry } from '../codecs/codec.js';
+import { checkCanCompress, codecByName, type CodecRegistry } from '../codecs/codec.js';
 import { BackupError, SquashfsError } from '../errors.js';
 import { toHex, type HashFactory } from '../hash.js';
 import { decodeUtf8Lossy } from '../squashfs/bytes.js';
 import type { ImageSink, StoredBlock } from '../squashfs/writer/output.js';
-import { writeImage, type WriterOptions } from '../squashfs/writer/writer.js';
+import { writeImage, type ReusedRegion, type WriterOptions } from '../squashfs/writer/writer.js';
 import { excludePatterns, type ExcludeFilter } from '../source/exclude.js';
 import { fsSource, type FsPromisesLike } from '../source/fs-source.js';
 import { S_IFDIR, S_IFMT, type SourcePath, type TreeSource } from '../source/source.js';
@@ -13,17 +13,27 @@ import { DEFAULT_BLOCK_SIZE } from '../squashfs/constants.js';
 import { chainOf, DEFAULT_MAX_CHAIN, resolveChain } from './chain.js';
 import { deltaSource, deltaXattrs, mergedTree, planDelta, type DeltaPlan } from './delta.js';
 import { gitignoreFilter } from './gitignore.js';
+import { RegionHashing } from './reused-region.js';
 import { encodeSums, hashingSource, parseSums, sumsKey, type Sums } from './sums.js';
 import { DEFAULT_TTL, imageKey, metadataKey, SuperblockLastHasher, type DirectoryBackup } from './handle.js';
 import { listBackups, openLayer, resolveBackup } from './manage.js';
 
-export type BackupCompression = 'zstd' | 'gzip' | { algorithm: 'zstd' | 'gzip'; level?: number };
+export type BackupAlgorithm = 'zstd' | 'gzip' | 'lz4' | 'xz';
+export type BackupCompression = BackupAlgorithm | { algorithm: BackupAlgorithm; level?: number };
+
+/** Each algorithm's levels: default, least, most (lz4 3-12 is high compression; xz's are its presets). */
+const LEVELS: Record<BackupAlgorithm, readonly [number, number, number]> = { zstd: [3, 1, 22], gzip: [9, 1, 9], lz4: [1, 1, 12], xz: [6, 0, 9] };
 
 export interface BackupProgress {
-  phase: 'walk' | 'data' | 'tables' | 'done';
+  /**
+   * 'walk' (the tree's metadata), 'data' (files read and compressed),
+   * 'tables' (the image's tables), 'upload' (the image is written; the last
+   * parts are being acknowledged), 'done' (the handle is stored).
+   */
+  phase: 'walk' | 'data' | 'tables' | 'upload' | 'done';
   entries: number;
   files: number;
-  /** Source bytes read. */
+  /** Source bytes read: ends at `totalBytes` when no file changes (a file read twice to find duplicates counts once). */
   bytesRead: number;
   /** Image bytes produced. */
   bytesWritten: number;
@@ -44,7 +54,11 @@ export interface CreateBackupOptions {
   store?: ObjectStore;
   /** The source file system, `node:fs/promises`-shaped (memfs works); Node default: the real one. */
   fs?: FsPromisesLike;
-  /** Default zstd (level 3). */
+  /**
+   * Default zstd (level 3), where it can compress: the Node and workerd
+   * entries bring its WASM; elsewhere (a browser bundle) the default is gzip
+   * and the handle's warnings say why. Asked for, zstd fails where it cannot.
+   */
   compression?: BackupCompression;
   /** gitignore-style patterns of entries to leave out. */
   excludes?: string[];
@@ -115,7 +129,7 @@ export interface Config {
   dir: string;
   name: string;
   ttl: number;
-  algorithm: 'zstd' | 'gzip';
+  algorithm: BackupAlgorithm;
   level: number;
   maxChain: number;
 }
@@ -135,10 +149,12 @@ export function checkOptions(options: CreateBackupOptions): Config {
   if (typeof ttl !== 'number' || !Number.isFinite(ttl) || ttl <= 0) throw invalid(`ttl must be a positive number of seconds, not ${ttl}`);
   const compression = options.compression ?? 'zstd';
   const algorithm = typeof compression === 'string' ? compression : compression?.algorithm;
-  if (algorithm !== 'zstd' && algorithm !== 'gzip') throw invalid(`compression must be 'zstd' or 'gzip', not ${JSON.stringify(algorithm)}`);
-  const level = (typeof compression === 'object' ? compression.level : undefined) ?? (algorithm === 'zstd' ? 3 : 9);
-  const most = algorithm === 'zstd' ? 22 : 9;
-  if (!Number.isInteger(level) || level < 1 || level > most) throw invalid(`${algorithm} level must be 1..${most}, not ${level}`);
+  if (typeof algorithm !== 'string' || !Object.hasOwn(LEVELS, algorithm)) {
+    throw invalid(`compression must be 'zstd', 'gzip', 'lz4' or 'xz', not ${JSON.stringify(algorithm)}`);
+  }
+  const [defaultLevel, least, most] = LEVELS[algorithm as BackupAlgorithm];
+  const level = (typeof compression === 'object' ? compression.level : undefined) ?? defaultLevel;
+  if (!Number.isInteger(level) || level < least || level > most) throw invalid(`${algorithm} level must be ${least}..${most}, not ${level}`);
   if (options.symlinks !== undefined && options.symlinks !== 'keep' && options.symlinks !== 'reject-outside') {
     throw invalid(`symlinks must be 'keep' or 'reject-outside', not ${JSON.stringify(options.symlinks)}`);
   }
@@ -177,8 +193,8 @@ export function createBackupWith(runtime: BackupRuntime, options: CreateBackupOp
   return serialized(config.dir, () => create(runtime, config, options));
 }
 
-async function create(runtime: BackupRuntime, config: Config, options: CreateBackupOptions): Promise<DirectoryBackup> {
-  const { dir } = config;
+async function create(runtime: BackupRuntime, asked: Config, options: CreateBackupOptions): Promise<DirectoryBackup> {
+  const { dir } = asked;
   const store = options.store ?? (await runtime.defaultStore?.());
   if (!store) throw new BackupError('INVALID_BACKUP_CONFIG', 'no store configured: pass `store` (s3Store, r2Store, localStore)');
   const base = options.fs ? fsSource(options.fs) : runtime.defaultSource?.();
@@ -196,11 +212,13 @@ async function create(runtime: BackupRuntime, config: Config, options: CreateBac
   const exclude = excludeFilter(base, dir, options);
   // The xattr lookup (Node: one getfattr run) starts now; the writer needs it only at the end.
   const xattrs = options.fs ? undefined : runtime.xattrs?.(dir);
+  xattrs?.catch(() => undefined); // awaited below, unless a failure comes first
   const codecs = await (options.codecs ?? runtime.codecs());
+  const config = compressionHere(asked, options, codecs, warnings);
   const id = runtime.randomUUID();
   let delta: { base: DirectoryBackup; plan: DeltaPlan } | undefined;
   try {
-    delta = await planIncremental(store, source, config, options, exclude, await xattrs, codecs, warnings, runtime.createHash);
+    delta = await planIncremental(store, source, config, options, exclude, xattrs, codecs, warnings, runtime.createHash);
   } catch (error) {
     // A base that is missing, expired or damaged keeps its own code (BACKUP_NOT_FOUND, BACKUP_EXPIRED, ...).
     throw error instanceof BackupError ? error : asCreateError(error, dir, store, imageKey(id));
@@ -220,6 +238,22 @@ async function create(runtime: BackupRuntime, config: Config, options: CreateBac
   });
 }
 
+/**
+ * The default compression, zstd, where it can compress with these codecs;
+ * else gzip, and the warnings say why. A compression the options name is
+ * kept (and fails later where it cannot compress).
+ */
+function compressionHere(config: Config, options: CreateBackupOptions, codecs: CodecRegistry, warnings: string[]): Config {
+  if (options.compression !== undefined || config.algorithm !== 'zstd') return config;
+  try {
+    checkCanCompress(codecByName(codecs, 'zstd'), config.level);
+    return config;
+  } catch (error) {
+    warnings.push(`gzip was used: zstd, the default, cannot compress here: ${(error as Error).message}`);
+    return checkOptions({ ...options, compression: 'gzip' });
+  }
+}
+
 /** What `storeImage` packs, and what the handle says of it. */
 export interface Packing {
   id: string;
@@ -236,6 +270,8 @@ export interface Packing {
   sums?: Sums;
   /** Compress on this thread, without the runtime's compressor. */
   inline?: boolean;
+  /** A region of a stored image (`key`) taken in whole, copied on the store's side where it can (see WriterOptions.reuse). */
+  reuse?: { key: string; region: ReusedRegion };
 }
 
 /** A delta holding fewer bytes of files than this is compressed on the calling thread. */
@@ -267,15 +303,22 @@ export async function storeImage(runtime: BackupRuntime, store: ObjectStore, con
         report();
       },
     }));
+  const hashing = new RegionHashing((bytes) => hasher.update(bytes), store, options.signal);
+  const { reuse } = packing;
   const sink: ImageSink = {
     write: async (chunk) => {
-      hasher.update(chunk);
+      await hashing.write(chunk);
       await uploading().write(chunk);
     },
-    finish: (superblock) => {
+    finish: async (superblock) => {
+      await hashing.settle();
       head = superblock.slice();
       upload!.patchHead(head);
     },
+    reuse: reuse && (async (offset, length) => {
+      hashing.reuse(reuse.key, offset, length);
+      await uploading().copy({ key: reuse.key, offset, length });
+    }),
   };
 
   let result;
@@ -292,6 +335,7 @@ export async function storeImage(runtime: BackupRuntime, store: ObjectStore, con
       maxInFlight: compressor?.maxInFlight,
       exclude: packing.exclude,
       xattrs: packing.xattrs,
+      reuse: reuse?.region,
       signal: options.signal,
       onProgress: (p) => {
         // Room for the metadata on top of the data: part sizes are picked from this.
@@ -299,7 +343,8 @@ export async function storeImage(runtime: BackupRuntime, store: ObjectStore, con
           expected = p.totalBytes + p.entries * 512 + (1 << 20);
           uploading().prepare(); // the multipart upload is created while the first parts fill
         }
-        Object.assign(progress, { phase: p.phase, entries: p.entries, files: p.files, bytesRead: p.bytesRead, bytesWritten: p.bytesWritten, totalBytes: p.totalBytes });
+        // The writer is done once the superblock is out: what is left is the upload's last parts.
+        Object.assign(progress, { phase: p.phase === 'done' ? 'upload' : p.phase, entries: p.entries, files: p.files, bytesRead: p.bytesRead, bytesWritten: p.bytesWritten, totalBytes: p.totalBytes });
         report();
       },
     });
@@ -326,6 +371,7 @@ export async function storeImage(runtime: BackupRuntime, store: ObjectStore, con
     createdAt: new Date(now).toISOString(),
     expiresAt: new Date(now + config.ttl * 1000).toISOString(),
     files: result.files,
+    bytes: result.totalBytes,
     entries: result.inodes,
     warnings,
     ...packing.chain,
@@ -354,7 +400,7 @@ export async function storeImage(runtime: BackupRuntime, store: ObjectStore, con
  */
 async function planIncremental(
   store: ObjectStore, source: TreeSource, config: Config, options: CreateBackupOptions,
-  exclude: ExcludeFilter | undefined, xattrs: WriterOptions['xattrs'], codecs: CodecRegistry, warnings: string[], createHash: HashFactory,
+  exclude: ExcludeFilter | undefined, xattrs: Promise<WriterOptions['xattrs']> | undefined, codecs: CodecRegistry, warnings: string[], createHash: HashFactory,
 ): Promise<{ base: DirectoryBackup; plan: DeltaPlan } | undefined> {
   if (options.base === undefined) return undefined;
   const { signal } = options;
@@ -387,7 +433,8 @@ async function planIncremental(
     if (failure) throw failure.reason;
     const merged = await mergedTree(images, signal);
     const content = options.compare === 'content' ? { sums: await chainSums(store, layers, signal), createHash } : undefined;
-    const plan = await planDelta(source, config.dir, merged, { exclude, xattrs, signal, content });
+    // The xattr lookup ran while the chain was fetched.
+    const plan = await planDelta(source, config.dir, merged, { exclude, xattrs: await xattrs, signal, content });
     return { base, plan };
   } finally {
     await Promise.all(images.map((image) => image.close()));

@@ -148,6 +148,23 @@ export interface PlanOptions {
  * the plan holds). All names of a hard-linked inode go in together, so the
  * delta links them as the tree does.
  */
+/** lstat calls in flight at once while a directory is planned: each waits on the file system, not on this thread. */
+const LSTATS_AT_ONCE = 16;
+
+/** The stats of paths, in order, several asked for at once. */
+async function lstatAll(source: TreeSource, paths: readonly SourcePath[]): Promise<SourceStat[]> {
+  const stats: SourceStat[] = new Array(paths.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < paths.length) {
+      const i = next++;
+      stats[i] = await source.lstat(paths[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(LSTATS_AT_ONCE, paths.length) }, worker));
+  return stats;
+}
+
 export async function planDelta(source: TreeSource, root: string, merged: MergedEntry, options: PlanOptions = {}): Promise<DeltaPlan> {
   const plan: DeltaPlan = { listings: new Map(), whiteouts: new Set(), opaque: new Set(), changed: 0, deleted: 0, bytes: 0 };
   /** Each directory walked: where it is, so a name added late can be made reachable. */
@@ -180,10 +197,11 @@ export async function planDelta(source: TreeSource, root: string, merged: Merged
     const names = (await source.readdir(path)).sort(compareBytes);
     const held: Uint8Array[] = [];
     const present = new Set<string>();
-    for (const name of names) {
+    const stats = await lstatAll(source, names.map((name) => joinPath(path, name)));
+    for (const [i, name] of names.entries()) {
       const childPath = joinPath(path, name);
       const childRelative = relative === '' ? decodeUtf8Lossy(name) : `${relative}/${decodeUtf8Lossy(name)}`;
-      const stat = await source.lstat(childPath);
+      const stat = stats[i]!;
       const isDirectory = (stat.mode & S_IFMT) === S_IFDIR;
       if (await options.exclude?.(childRelative, isDirectory)) continue;
       const key = nameKey(name);

@@ -24,7 +24,7 @@ export interface DirectoryBackup {
    * `(tail -c +97 image; head -c 96 image) | sha256sum` checks it by hand.
    */
   sha256: string;
-  compression: 'zstd' | 'gzip';
+  compression: 'zstd' | 'gzip' | 'lz4' | 'xz';
   level: number;
   blockSize: number;
   /** ISO 8601 times. */
@@ -32,6 +32,11 @@ export interface DirectoryBackup {
   expiresAt: string;
   /** Regular files in the backup. */
   files: number;
+  /**
+   * Bytes of those files (each hard-linked file once): what a restore
+   * writes, holes included. Absent in handles made before it was recorded.
+   */
+  bytes?: number;
   /** Entries of every kind. */
   entries: number;
   /** What the backup noticed but did not refuse (e.g. symlinks pointing outside `dir`). */

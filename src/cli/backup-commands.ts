@@ -13,7 +13,7 @@ import type { BackupImage } from '../backup/chain-image.js';
 import type { RequestPolicyOptions } from '../uploader/policy.js';
 import type { ObjectStore } from '../uploader/store.js';
 import { parseInteger, type CliContext } from './main.js';
-import { formatBytes, ProgressLine } from './progress.js';
+import { formatBytes, ProgressBar, ProgressLine, summaryLine, writingState, type ProgressState } from './progress.js';
 import { s3StoreFrom, STORE_OPTIONS, type StoreValues } from './store-options.js';
 
 
@@ -84,7 +84,7 @@ function showWriting(progress: ProgressLine, verb: string): (p: BackupProgress) 
 }
 
 /**
- * sqfs backup <dir> [--store URL] [--name N] [--ttl S] [--comp zstd|gzip] [--exclude P]... [--gitignore]
+ * sqfs backup <dir> [--store URL] [--name N] [--ttl S] [--comp zstd|gzip|lz4|xz] [--exclude P]... [--gitignore]
  *   [--incremental | --base ID] [--max-chain N] [--compare content] [--checksums]
  */
 export async function backup(ctx: CliContext): Promise<number> {
@@ -112,23 +112,29 @@ export async function backup(ctx: CliContext): Promise<number> {
   const store = storeFrom(ctx, values);
   const ttl = ttlFrom(ctx, values.ttl);
   const comp = values.comp ?? 'zstd';
-  if (comp !== 'zstd' && comp !== 'gzip') throw ctx.usage(`--comp takes zstd or gzip, got "${comp}"`);
-  const progress = new ProgressLine(ctx.progress);
+  if (comp !== 'zstd' && comp !== 'gzip' && comp !== 'lz4' && comp !== 'xz') throw ctx.usage(`--comp takes zstd, gzip, lz4 or xz, got "${comp}"`);
+  const progress = new ProgressBar(ctx.progress);
+  const started = Date.now();
   const handle = await createBackup({
     dir: resolve(positionals[0]!),
     store,
     name: values.name,
     ttl,
-    compression: { algorithm: comp, level: values.level === undefined ? undefined : Number(values.level) },
+    // Not given, the library's default (zstd; gzip where zstd cannot compress, said in the warnings).
+    compression: values.comp === undefined && values.level === undefined
+      ? undefined
+      : { algorithm: comp, level: values.level === undefined ? undefined : Number(values.level) },
     excludes: values.exclude,
     gitignore: values.gitignore,
     base,
     maxChain,
     compare,
     checksums: values.checksums,
-    onProgress: showWriting(progress, 'backing up'),
+    onProgress: (p) => progress.update(writingState(p), p.phase === 'done'),
   }).finally(() => progress.done());
   for (const warning of handle.warnings) ctx.err(`sqfs backup: warning: ${warning}\n`);
+  const parts = [`${handle.files} files`, ...(handle.bytes === undefined ? [] : [formatBytes(handle.bytes)]), `image ${formatBytes(handle.size)} (${handle.compression})`];
+  ctx.err(summaryLine(`backup ${handle.id}${handle.base ? ` (a delta over ${handle.base})` : ''}`, parts, started));
   ctx.out(`${JSON.stringify(handle, null, 2)}\n`);
   return 0;
 }
@@ -139,20 +145,32 @@ export async function restore(ctx: CliContext): Promise<number> {
   if (positionals.length < 1 || positionals.length > 2) throw ctx.usage('restore takes <handle.json | id> [dir]');
   const store = storeFrom(ctx, values);
   await auditStore(ctx, store, 'restore');
-  const progress = new ProgressLine(ctx.progress);
+  const progress = new ProgressBar(ctx.progress);
+  const started = Date.now();
   let downloaded = 0;
-  let extracted = 0;
+  let imageBytes = 0;
+  let extracted = '';
+  let files: { done: number; total?: number } = { done: 0 };
   const result = await restoreBackup(handleFrom(positionals[0]!), {
     store,
     dir: positionals[1] === undefined ? undefined : resolve(positionals[1]),
     onWarning: (message) => ctx.err(`sqfs restore: warning: ${message}\n`),
     onProgress: (p) => {
+      imageBytes = p.total;
       if (p.phase === 'download') downloaded = p.bytes;
-      else extracted = p.bytes;
-      progress.update(() => `restoring: ${formatBytes(downloaded)} / ${formatBytes(p.total)} downloaded, ${formatBytes(extracted)} written`);
+      else {
+        extracted = `${p.entries ?? 0} entries, ${formatBytes(p.bytes)} written`;
+        files = { done: p.fileBytes ?? p.bytes, total: p.fileTotal };
+      }
+      // Files are extracted while the image downloads: its bar first, then the files' own (their bytes, of the handles' record).
+      const state: ProgressState = downloaded < p.total
+        ? { phase: 'download', done: downloaded, total: p.total, detail: extracted }
+        : { phase: 'extract', done: files.done, total: files.total, detail: extracted };
+      progress.update(state);
     },
   }).finally(() => progress.done());
-  ctx.err(`${result.dir}: ${result.entries} entries, ${formatBytes(result.bytes)}\n`);
+  const parts = [`${result.files} files`, formatBytes(result.bytes), `image ${formatBytes(imageBytes)}`];
+  ctx.err(summaryLine(`restored ${result.dir}`, parts, started));
   return 0;
 }
 
@@ -167,7 +185,7 @@ function position(group: DirectoryBackup[], backup: DirectoryBackup): string {
 
 /**
  * sqfs backups list [--json] | delete <id> [--dependants] | prune | compact <id | handle.json> [--name N] [--ttl S]
- *   [--store URL]
+ *   [--no-reuse-base] [--store URL]
  */
 export async function backups(ctx: CliContext): Promise<number> {
   const { values, positionals } = ctx.parse({
@@ -176,14 +194,17 @@ export async function backups(ctx: CliContext): Promise<number> {
     dependants: { type: 'boolean' },
     name: { type: 'string' },
     ttl: { type: 'string' },
+    'no-reuse-base': { type: 'boolean' },
   });
   const [action, id] = positionals;
   if (values.dependants && action !== 'delete') throw ctx.usage('--dependants goes with backups delete <id>');
-  if ((values.name !== undefined || values.ttl !== undefined) && action !== 'compact') throw ctx.usage('--name and --ttl go with backups compact <id>');
+  if ((values.name !== undefined || values.ttl !== undefined || values['no-reuse-base']) && action !== 'compact') {
+    throw ctx.usage('--name, --ttl and --no-reuse-base go with backups compact <id>');
+  }
   if (action === 'compact') {
     if (id === undefined || positionals.length !== 2) throw ctx.usage('backups compact takes <id | handle.json>');
     const ttl = ttlFrom(ctx, values.ttl);
-    return compact(ctx, storeFrom(ctx, values), handleFrom(id), { name: values.name, ttl });
+    return compact(ctx, storeFrom(ctx, values), handleFrom(id), { name: values.name, ttl, ...(values['no-reuse-base'] && { reuseBase: false }) });
   }
   const store = storeFrom(ctx, values);
   await auditStore(ctx, store, 'backups');
@@ -226,7 +247,7 @@ export async function backups(ctx: CliContext): Promise<number> {
  * backup equal to the backup's chain, its handle printed as sqfs backup
  * prints one; the chain stays. The store's own warnings come in the handle.
  */
-async function compact(ctx: CliContext, store: ObjectStore, backup: DirectoryBackup | string, options: { name?: string; ttl?: number }): Promise<number> {
+async function compact(ctx: CliContext, store: ObjectStore, backup: DirectoryBackup | string, options: { name?: string; ttl?: number; reuseBase?: boolean }): Promise<number> {
   const progress = new ProgressLine(ctx.progress);
   const handle = await compactBackup(backup, {
     store,

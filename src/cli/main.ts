@@ -16,8 +16,11 @@ const USAGE = `usage: sqfs <command> [options]    (sqfs --version: the version)
 
 commands:
   pack <dir> <image>   make a SquashFS image of a directory
-      --comp gzip|zstd         compressor (default gzip; xz, lzma, lz4 and lzo images can be read, not made)
-      --level N                compression level (gzip 1-9, default 9; zstd 1-22, default 15)
+      --comp gzip|zstd|lz4|xz  compressor (default gzip; lzma and lzo images can be read, not made)
+      --level N                compression level (gzip 1-9, default 9; zstd 1-22, default 15; lz4 1-2 plain,
+                               default 1, 3-12 high compression as mksquashfs -Xhc; xz preset 0-9, default 6)
+      --xz-dict-size SIZE      xz dictionary: bytes, K, M or a percentage of the block size (default 100%)
+      --xz-bcj F,F             xz filters to try on each block: x86,powerpc,ia64,arm,armthumb,sparc,arm64
       --block-size N           data block size, 4K..1M (default 128K; K and M suffixes)
       --no-fragments           do not pack small files and tails into fragments
       --always-use-fragments   also pack the tails of large files into fragments
@@ -31,7 +34,7 @@ commands:
   cat <image> <path>            write a file's contents to stdout
   unpack <image> <dir> [--force]   extract everything (into a new directory, swapped in at the end)
   info <image> [--json]         superblock, compressor and counts
-  backup <dir> [--store URL] [--name N] [--ttl SECONDS] [--comp zstd|gzip] [--level N] [--exclude P]... [--gitignore]
+  backup <dir> [--store URL] [--name N] [--ttl SECONDS] [--comp zstd|gzip|lz4|xz] [--level N] [--exclude P]... [--gitignore]
          [--incremental | --base ID] [--max-chain N] [--compare metadata|content] [--checksums]
                                 back up a directory into a store; prints the handle (JSON)
       --incremental            a delta (only what changed) over the newest live backup of the directory
@@ -47,10 +50,13 @@ commands:
                                 list (each delta indented under the backup it is over), delete, or delete the
                                 expired backups of a store. A base stays while a live delta needs it: prune keeps
                                 it and says why; delete refuses a base unless --dependants (deletes its deltas too)
-  backups compact <id | handle.json> [--name N] [--ttl SECONDS] [--store URL]
+  backups compact <id | handle.json> [--name N] [--ttl SECONDS] [--no-reuse-base] [--store URL]
                                 write one full backup equal to a delta's chain (the chain stays); prints its
                                 handle (JSON). Blocks are copied as stored where compressor and block size agree
       --name N, --ttl SECONDS  default: the backup's name, and the time it has left (else 3 days)
+  serve [<image.sqfs>] [--store URL] [--port N] [--host 127.0.0.1]
+                                a web page to browse, download (files, directories as .tar), delete, prune and
+                                restore the store's backups (or browse one image); prints its URL with a token
 
   ls and cat also take a backup id in place of <image> (read by range from the store).
   --store: file:///path, or s3://bucket/prefix with --endpoint URL (or SQFS_S3_ENDPOINT) and
@@ -119,6 +125,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   backup: async () => (await import('./backup-commands.js')).backup,
   restore: async () => (await import('./backup-commands.js')).restore,
   backups: async () => (await import('./backup-commands.js')).backups,
+  serve: async () => (await import('./serve-command.js')).serve,
 };
 
 function writeStdout(bytes: Uint8Array): Promise<void> {

@@ -1,12 +1,14 @@
 import { packDirectory } from '../node/pack.js';
 import { parseInteger, parseSize, type CliContext } from './main.js';
-import { formatBytes, ProgressLine } from './progress.js';
+import { formatBytes, ProgressBar, summaryLine, writingState } from './progress.js';
 
 /** sqfs pack <dir> <image> [options] */
 export async function pack(ctx: CliContext): Promise<number> {
   const { values, positionals } = ctx.parse({
     comp: { type: 'string' },
     level: { type: 'string' },
+    'xz-dict-size': { type: 'string' },
+    'xz-bcj': { type: 'string' },
     'block-size': { type: 'string' },
     'no-fragments': { type: 'boolean' },
     'always-use-fragments': { type: 'boolean' },
@@ -19,11 +21,12 @@ export async function pack(ctx: CliContext): Promise<number> {
   });
   if (positionals.length !== 2) throw ctx.usage('pack takes <dir> <image>');
   const [dir, image] = positionals as [string, string];
-  const progress = new ProgressLine(ctx.progress);
+  const progress = new ProgressBar(ctx.progress);
   const started = Date.now();
   const result = await packDirectory(dir, image, {
     compression: values.comp,
     level: parseInteger(values.level, '--level'),
+    compressorOptions: { dictionarySize: values['xz-dict-size'], filters: values['xz-bcj']?.split(',') },
     blockSize: values['block-size'] === undefined ? undefined : parseSize(values['block-size'], '--block-size'),
     noFragments: values['no-fragments'],
     alwaysUseFragments: values['always-use-fragments'],
@@ -34,17 +37,10 @@ export async function pack(ctx: CliContext): Promise<number> {
     processors: parseInteger(values.processors, '--processors'),
     private: values.private,
     onWarning: (message) => ctx.err(`sqfs: warning: ${message}\n`),
-    onProgress: (p) => {
-      if (p.phase === 'walk') progress.update(() => `scanning: ${p.entries} entries`);
-      else if (p.phase === 'data') {
-        const percent = p.totalBytes > 0 ? Math.floor((p.bytesRead / p.totalBytes) * 100) : 100;
-        progress.update(() => `packing: ${percent}% ${formatBytes(p.bytesRead)} / ${formatBytes(p.totalBytes)}, ${p.files} files`);
-      } else if (p.phase === 'tables') progress.update('writing tables', true);
-    },
+    onProgress: (p) => progress.update(writingState(p), p.phase === 'done'),
   }).finally(() => progress.done());
-  if (progress.enabled) {
-    const seconds = ((Date.now() - started) / 1000).toFixed(1);
-    ctx.err(`${image}: ${result.inodes} inodes, ${formatBytes(result.imageSize)} from ${formatBytes(result.totalBytes)} in ${seconds}s\n`);
-  }
+  // On a TTY after the bar, elsewhere alone: one line.
+  const parts = [`${result.files} files`, `${formatBytes(result.totalBytes)}`, `image ${formatBytes(result.imageSize)} (${result.compression})`];
+  ctx.err(summaryLine(image, parts, started));
   return 0;
 }

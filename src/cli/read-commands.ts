@@ -9,7 +9,7 @@ import type { BackupImage } from '../backup/chain-image.js';
 import type { EntryStat } from '../squashfs/reader/types.js';
 import { longLine } from './listing.js';
 import type { CliContext } from './main.js';
-import { formatBytes, ProgressLine } from './progress.js';
+import { formatBytes, ProgressBar, summaryLine } from './progress.js';
 import { STORE_OPTIONS, type StoreValues } from './store-options.js';
 
 /** Opens a backup by id (the store code is loaded only for this). */
@@ -83,20 +83,37 @@ export async function cat(ctx: CliContext): Promise<number> {
   }, { ctx, values });
 }
 
+/** The sizes of an image's regular files, a hard-linked one once: what an unpack's `fileBytes` ends at. */
+async function fileBytes(image: BackupImage, onEntries: (entries: number) => void): Promise<number> {
+  const linked = new Set<number>();
+  let bytes = 0;
+  let entries = 0;
+  for await (const { stat } of image.walk()) {
+    if (++entries % 1000 === 0) onEntries(entries);
+    if (stat.type !== 'file' || (stat.nlink > 1 && linked.has(stat.inode))) continue;
+    if (stat.nlink > 1) linked.add(stat.inode);
+    bytes += stat.size;
+  }
+  onEntries(entries);
+  return bytes;
+}
+
 /** sqfs unpack <image> <dir> [--force] */
 export async function unpack(ctx: CliContext): Promise<number> {
   const { values, positionals } = ctx.parse({ force: { type: 'boolean', short: 'f' } });
   if (positionals.length !== 2) throw ctx.usage('unpack takes <image> <dir>');
   const [imagePath, dir] = positionals as [string, string];
-  const progress = new ProgressLine(ctx.progress);
+  const progress = new ProgressBar(ctx.progress);
+  const started = Date.now();
   return using(await openImage(imagePath), async (image) => {
-    const total = image.info().inodes;
+    // For the bar's total, the files' bytes are counted first: one pass over the metadata, only where the bar is shown.
+    const total = progress.enabled ? await fileBytes(image, (done) => progress.update({ phase: 'scan', done, unit: 'entries' })) : undefined;
     const result = await unpackImage(image, dir, {
       force: values.force === true,
       onWarning: (message) => ctx.err(`sqfs unpack: warning: ${message}\n`),
-      onProgress: (p) => progress.update(() => `unpacking: ${p.entries}/${total} entries, ${formatBytes(p.bytes)}`),
+      onProgress: (p) => progress.update({ phase: 'extract', done: p.fileBytes, total, detail: `${p.entries} entries` }),
     }).finally(() => progress.done());
-    if (progress.enabled) ctx.err(`${dir}: ${result.entries} entries, ${formatBytes(result.bytes)}\n`);
+    ctx.err(summaryLine(dir, [`${result.files} files`, formatBytes(result.bytes), `image ${formatBytes(image.info().size)}`], started));
     return 0;
   });
 }

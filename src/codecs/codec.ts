@@ -23,8 +23,52 @@ export interface Codec {
   decompress(data: Uint8Array, expectedLength: number, atMost?: boolean): Uint8Array;
   /** The same off the calling thread, where the runtime can (Node's zlib thread pool). */
   decompressAsync?(data: Uint8Array, expectedLength: number, atMost?: boolean): Promise<Uint8Array>;
-  /** The compressor options payload for this level, or undefined when the defaults apply. */
-  encodeOptions(level: number): Uint8Array | undefined;
+  /**
+   * The compressor options payload (written after the superblock) for this
+   * level in an image of `blockSize` blocks, or undefined when the defaults
+   * apply.
+   */
+  encodeOptions(level: number, blockSize?: number): Uint8Array | undefined;
+  /**
+   * This codec with settings beyond the level (mksquashfs's -X options) for
+   * an image of `blockSize` blocks; absent when the codec takes none. The
+   * settings are plain data, so a worker thread makes the same codec from
+   * them (and so the same bytes).
+   */
+  configure?(options: CompressorOptions, blockSize: number): Codec;
+}
+
+/**
+ * Settings beyond the level, as mksquashfs takes them with -X options. Only
+ * xz has any today.
+ */
+export interface CompressorOptions {
+  /**
+   * xz (-Xdict-size): the dictionary of data blocks, in bytes or as a
+   * percentage of the block size ('50%'); at least 8 KiB, at most the block
+   * size, and 2^n or 2^n + 2^(n-1). Default: the block size.
+   */
+  dictionarySize?: number | string;
+  /**
+   * xz (-Xbcj): branch/call/jump filters (x86, powerpc, ia64, arm,
+   * armthumb, sparc, arm64) to try beside plain LZMA2 on each block; the
+   * smallest result is kept. Default: none.
+   */
+  filters?: readonly string[];
+}
+
+/** Whether `options` sets anything (a field left undefined sets nothing). */
+export function hasCompressorOptions(options: CompressorOptions | undefined): options is CompressorOptions {
+  return options !== undefined && Object.values(options).some((value) => value !== undefined);
+}
+
+/** `codec` with `options` applied; INVALID_OPTION when it takes none and some are given. */
+export function configureCodec(codec: Codec, options: CompressorOptions | undefined, blockSize: number): Codec {
+  if (!hasCompressorOptions(options)) return codec;
+  if (!codec.configure) {
+    throw new SquashfsError('INVALID_OPTION', `${codec.name} takes no compressor options, got ${Object.entries(options).filter(([, value]) => value !== undefined).map(([key]) => key).join(', ')}`);
+  }
+  return codec.configure(options, blockSize);
 }
 
 export type CodecRegistry = ReadonlyMap<number, Codec>;

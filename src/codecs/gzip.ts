@@ -1,7 +1,9 @@
 import { unzlibSync, zlibSync } from 'fflate';
 import { SquashfsError } from '../errors.js';
-import { CompressorId } from '../squashfs/constants.js';
 import { checkLength, type Codec } from './codec.js';
+
+/** gzip's on-disk compressor id (superblock `compression_id`). */
+export const GZIP_ID = 1;
 
 /** gzip's compressor options: level, window size and strategies (squashfs_fs.h gzip_comp_opts). */
 export function encodeGzipOptions(level: number, windowSize = 15, strategies = 0): Uint8Array | undefined {
@@ -33,7 +35,7 @@ export function gzipCodec(native?: {
     // One spare byte: fflate silently stops at the end of `out`, so output that is too long must show.
     native?.inflate ?? ((data, expectedLength) => unzlibSync(data, { out: new Uint8Array(expectedLength + 1) }));
   const codec: Codec = {
-    id: CompressorId.GZIP,
+    id: GZIP_ID,
     name: 'gzip',
     defaultLevel: 9,
     minLevel: 1,

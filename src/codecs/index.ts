@@ -7,15 +7,22 @@ import { xzCodec } from './xz.js';
 import { zstdCodec } from './zstd.js';
 
 export * from './codec.js';
-export { gzipCodec, encodeGzipOptions } from './gzip.js';
-export { lz4Codec } from './lz4.js';
-export { lzmaCodec } from './lzma.js';
-export { lzoCodec } from './lzo.js';
-export { xzCodec } from './xz.js';
-export { zstdCodec, createZstdCodec, encodeZstdOptions, ZSTD_DEFAULT_LEVEL, type ZstdCodecOptions } from './zstd.js';
+export { gzipCodec, encodeGzipOptions, GZIP_ID } from './gzip.js';
+export { lz4Codec, encodeLz4Options, LZ4_ID } from './lz4.js';
+export { encodeLz4Block } from './lz4-encoder.js';
+export { lzmaCodec, LZMA_ID } from './lzma.js';
+export { lzoCodec, LZO_ID } from './lzo.js';
+export { xzCodec, XZ_ID } from './xz.js';
+export { createXzCodec, encodeXzOptions, xzSettings, XZ_DEFAULT_LEVEL, XZ_FILTERS, type XzCodecOptions, type XzSettings } from './xz-encoder.js';
+export { loadXzWasmModule, instantiateXzWasm, XZ_WASM_PACKAGE, type XzWasm } from './xz-wasm.js';
+export { zstdCodec, createZstdCodec, encodeZstdOptions, ZSTD_DEFAULT_LEVEL, ZSTD_ID, type ZstdCodecOptions } from './zstd.js';
 export { loadZstdWasmModule, instantiateZstdWasm, ZSTD_WASM_PACKAGE, type ZstdWasm } from './zstd-wasm.js';
 
-/** The portable codecs, usable in any runtime (all pure JS: Node, browsers, workerd). */
+/**
+ * The portable codecs, usable in any runtime (all pure JS: Node, browsers,
+ * workerd). They all read; gzip and lz4 also write (xz and zstd write with
+ * their WASM: `createXzCodec()`, `createZstdCodec()`).
+ */
 export function defaultCodecs(): CodecRegistry {
   return createRegistry([gzipCodec(), lzmaCodec(), lzoCodec(), xzCodec(), lz4Codec(), zstdCodec()]);
 }

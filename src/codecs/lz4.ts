@@ -1,6 +1,9 @@
-import { CompressorId } from '../squashfs/constants.js';
-import { checkLength, type Codec } from './codec.js';
-import { codecError, readOnlyCodec } from './lzma.js';
+import { checkLength, checkLevel, type Codec } from './codec.js';
+import { encodeLz4Block, LZ4_HC_MIN_LEVEL, LZ4_MAX_LEVEL } from './lz4-encoder.js';
+import { codecError, guardDecode } from './lzma.js';
+
+/** lz4's on-disk compressor id (superblock `compression_id`). */
+export const LZ4_ID = 5;
 
 /**
  * The "lz4" compressor (id 5). squashfs stores raw LZ4 blocks (no frame):
@@ -65,13 +68,44 @@ export function decodeLz4Block(src: Uint8Array, expectedLength: number, atMost =
   return checkLength('lz4', out.subarray(0, op), expectedLength, atMost);
 }
 
-/** The "lz4" compressor (id 5): read only. */
+/** Compressor options version: "legacy" raw blocks, the only one squashfs knows. */
+const LZ4_LEGACY = 1;
+/** Compressor options flag: high compression (mksquashfs -Xhc). */
+const LZ4_HC = 1;
+
+/**
+ * lz4's compressor options (squashfs-tools lz4_comp_opts, always written):
+ * u32 version 1, u32 flags (1: high compression). The level itself is not
+ * recorded (4.5's format has no room for it; readers need none).
+ */
+export function encodeLz4Options(level: number): Uint8Array {
+  const bytes = new Uint8Array(8);
+  const view = new DataView(bytes.buffer);
+  view.setUint32(0, LZ4_LEGACY, true);
+  view.setUint32(4, level >= LZ4_HC_MIN_LEVEL ? LZ4_HC : 0, true);
+  return bytes;
+}
+
+/**
+ * The "lz4" compressor (id 5), reading and writing, in pure JS on any
+ * runtime. Levels follow lz4's own numbering: 1 (the default) and 2 are
+ * plain lz4 (mksquashfs's default), 3 to 12 high compression at that level
+ * (mksquashfs -Xhc is 12; 9 is lz4's usual HC level, a little larger and
+ * several times faster). See lz4-encoder.ts.
+ */
 export function lz4Codec(): Codec {
-  return readOnlyCodec(
-    CompressorId.LZ4,
-    'lz4',
-    { defaultLevel: 0, minLevel: 0, maxLevel: 0 },
-    decodeLz4Block,
-    'images can be read, not written (use gzip or zstd)',
-  );
+  const codec: Codec = {
+    id: LZ4_ID,
+    name: 'lz4',
+    defaultLevel: 1,
+    minLevel: 1,
+    maxLevel: LZ4_MAX_LEVEL,
+    compress(data, level) {
+      checkLevel(codec, level);
+      return encodeLz4Block(data, level);
+    },
+    decompress: (data, expectedLength, atMost) => guardDecode('lz4', data, expectedLength, () => decodeLz4Block(data, expectedLength, atMost)),
+    encodeOptions: (level) => encodeLz4Options(level),
+  };
+  return codec;
 }

@@ -1,6 +1,8 @@
 import { SquashfsError } from '../errors.js';
-import { CompressorId } from '../squashfs/constants.js';
 import { checkLength, type Codec } from './codec.js';
+
+/** lzma's on-disk compressor id (superblock `compression_id`). */
+export const LZMA_ID = 2;
 
 /**
  * LZMA decoding, written from Igor Pavlov's public-domain LZMA specification
@@ -413,7 +415,7 @@ export function readOnlyCodec(
 /** The "lzma" compressor (id 2): read only. */
 export function lzmaCodec(): Codec {
   return readOnlyCodec(
-    CompressorId.LZMA,
+    LZMA_ID,
     'lzma',
     { defaultLevel: 9, minLevel: 0, maxLevel: 9 },
     decodeLzmaAlone,

@@ -1,6 +1,8 @@
-import { CompressorId } from '../squashfs/constants.js';
 import { checkLength, type Codec } from './codec.js';
 import { codecError, readOnlyCodec } from './lzma.js';
+
+/** lzo's on-disk compressor id (superblock `compression_id`). */
+export const LZO_ID = 3;
 
 /**
  * The "lzo" compressor (id 3): raw LZO1X blocks (squashfs-tools writes
@@ -118,7 +120,7 @@ export function decodeLzo1x(src: Uint8Array, expectedLength: number, atMost = fa
 /** The "lzo" compressor (id 3): read only. */
 export function lzoCodec(): Codec {
   return readOnlyCodec(
-    CompressorId.LZO,
+    LZO_ID,
     'lzo',
     { defaultLevel: 8, minLevel: 1, maxLevel: 9 },
     decodeLzo1x,

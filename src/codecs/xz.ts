@@ -1,8 +1,10 @@
 import { sha256 } from '@noble/hashes/sha2.js';
-import { CompressorId } from '../squashfs/constants.js';
 import type { Codec } from './codec.js';
 import { checkLength } from './codec.js';
 import { codecError, decodeLzmaPropertiesByte, LzmaDecoder, readOnlyCodec } from './lzma.js';
+
+/** xz's on-disk compressor id (superblock `compression_id`). */
+export const XZ_ID = 4;
 
 /**
  * The "xz" compressor (id 4): each block is a complete .xz stream (CRC32
@@ -515,13 +517,18 @@ function bcjArm64(buf: Uint8Array, start: number): void {
   }
 }
 
-/** The "xz" compressor (id 4): read only. */
+/**
+ * The "xz" compressor (id 4), reading only: decoding is pure JS and
+ * synchronous, so it can sit in the registry `defaultCodecs()` builds.
+ * For writing use `createXzCodec()` (xz-encoder.ts; on Node, loadNodeCodecs()
+ * registers it). Levels are xz's presets, 0-9, default 6.
+ */
 export function xzCodec(): Codec {
   return readOnlyCodec(
-    CompressorId.XZ,
+    XZ_ID,
     'xz',
     { defaultLevel: 6, minLevel: 0, maxLevel: 9 },
     decodeXz,
-    'images can be read, not written (use gzip or zstd)',
+    'this codec only reads: register `await createXzCodec()` to write xz (on Node, loadNodeCodecs() does)',
   );
 }

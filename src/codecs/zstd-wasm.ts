@@ -25,8 +25,11 @@ import { SquashfsError } from '../errors.js';
 /** The npm package whose wasm this driver runs (pinned exactly in package.json). */
 export const ZSTD_WASM_PACKAGE = '@foxglove/wasm-zstd';
 
-/** The module's file, beside the package's entry point (`dist/index.js`). */
+/** The module's file, beside that package's entry point (`dist/index.js`). */
 const ZSTD_WASM_FILE = 'wasm-zstd.wasm';
+
+/** This package's copy of it, which the build puts beside the bundles (`dist/zstd.wasm`). */
+const BUILT_WASM_FILE = 'zstd.wasm';
 
 /** What each (minified) export of the build is. */
 const EXPORTS = {
@@ -254,20 +257,31 @@ export interface ZstdWasmLocator {
   createRequire: typeof import('node:module').createRequire;
   join: typeof import('node:path').join;
   dirname: typeof import('node:path').dirname;
+  fileURLToPath: typeof import('node:url').fileURLToPath;
+  exists: (path: string) => boolean;
   cwd: string | undefined;
 }
 
 /**
- * The installed module's file: the package resolved from `from` (a file of
- * this code), else (a bundle copied elsewhere) from the working directory.
+ * The module's file: the package's own copy beside `from` (a file: URL of
+ * this code; in the built package dist/zstd.wasm, beside every bundle), else
+ * the file of an installed `@foxglove/wasm-zstd` (running from the sources,
+ * where it is a dev dependency), resolved from `from` or else (a bundle
+ * copied elsewhere) from the working directory.
  */
 export function zstdWasmPath(node: ZstdWasmLocator, from: string): string {
+  const beside = node.join(node.dirname(node.fileURLToPath(from)), BUILT_WASM_FILE);
+  if (node.exists(beside)) return beside;
   let entry: string;
   try {
     entry = node.createRequire(from).resolve(ZSTD_WASM_PACKAGE);
   } catch (error) {
-    if (!node.cwd) throw error;
-    entry = node.createRequire(node.join(node.cwd, 'index.js')).resolve(ZSTD_WASM_PACKAGE);
+    if (!node.cwd) throw new Error(`no ${beside}, and ${ZSTD_WASM_PACKAGE} is not installed`, { cause: error });
+    try {
+      entry = node.createRequire(node.join(node.cwd, 'index.js')).resolve(ZSTD_WASM_PACKAGE);
+    } catch (cause) {
+      throw new Error(`no ${beside}, and ${ZSTD_WASM_PACKAGE} is not installed`, { cause });
+    }
   }
   return node.join(node.dirname(entry), ZSTD_WASM_FILE);
 }
@@ -275,23 +289,27 @@ export function zstdWasmPath(node: ZstdWasmLocator, from: string): string {
 let nodeModule: Promise<WebAssembly.Module> | undefined;
 
 /**
- * Node only: reads the zstd module from the installed `@foxglove/wasm-zstd`
- * package and compiles it, once per thread. The result can be passed to
- * `createZstdCodec({ module })` or posted to worker threads.
+ * Node only: reads the zstd module (the package's dist/zstd.wasm; see
+ * zstdWasmPath) and compiles it, once per thread. The result can be passed
+ * to `createZstdCodec({ module })` or posted to worker threads. Elsewhere it
+ * rejects with UNSUPPORTED_COMPRESSOR.
  */
 export function loadZstdWasmModule(): Promise<WebAssembly.Module> {
   nodeModule ??= (async () => {
     try {
       const { readFile } = await nodeBuiltin<typeof import('node:fs/promises')>('fs/promises');
+      const { existsSync } = await nodeBuiltin<typeof import('node:fs')>('fs');
       const { dirname, join } = await nodeBuiltin<typeof import('node:path')>('path');
       const { createRequire } = await nodeBuiltin<typeof import('node:module')>('module');
+      const { fileURLToPath } = await nodeBuiltin<typeof import('node:url')>('url');
       const cwd = (globalThis as { process?: NodeProcess }).process?.cwd?.();
-      return await WebAssembly.compile(await readFile(zstdWasmPath({ createRequire, join, dirname, cwd }, import.meta.url)));
+      const file = zstdWasmPath({ createRequire, join, dirname, fileURLToPath, exists: existsSync, cwd }, import.meta.url);
+      return await WebAssembly.compile(await readFile(file));
     } catch (cause) {
       nodeModule = undefined;
       throw new SquashfsError(
         'UNSUPPORTED_COMPRESSOR',
-        `zstd compression needs ${ZSTD_WASM_PACKAGE}'s ${ZSTD_WASM_FILE}: pass it as { module } (a WebAssembly.Module), or run on Node with the package installed (${(cause as Error).message})`,
+        `zstd compression needs the package's ${BUILT_WASM_FILE}: pass it as { module } (a WebAssembly.Module; in a Worker, the package's workerd entry imports it), or run on Node (${(cause as Error).message})`,
         { cause },
       );
     }

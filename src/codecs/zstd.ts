@@ -1,9 +1,11 @@
 import { Decompress } from 'fzstd';
 import { SquashfsError } from '../errors.js';
-import { CompressorId } from '../squashfs/constants.js';
 import { checkLength, checkLevel, type Codec } from './codec.js';
 import { codecError, guardDecode } from './lzma.js';
 import { instantiateZstdWasm, loadZstdWasmModule, type ZstdWasm } from './zstd-wasm.js';
+
+/** zstd's on-disk compressor id (superblock `compression_id`). */
+export const ZSTD_ID = 6;
 
 /**
  * The "zstd" compressor (id 6): each block is one zstd frame. Encoding is
@@ -147,7 +149,7 @@ export function encodeZstdOptions(level: number): Uint8Array | undefined {
 /** `wasm` gives the instance to decode with, when there is one. */
 function zstdBase(compress: Codec['compress'], wasm: () => ZstdWasm | undefined = () => undefined): Codec {
   return {
-    id: CompressorId.ZSTD,
+    id: ZSTD_ID,
     name: 'zstd',
     defaultLevel: ZSTD_DEFAULT_LEVEL,
     minLevel: 1,
@@ -175,9 +177,10 @@ export function zstdCodec(decoder?: () => ZstdWasm | undefined): Codec {
 export interface ZstdCodecOptions {
   /**
    * The package's `zstd.wasm` (`@foxglove/wasm-zstd`'s build), compiled. Required where code
-   * generation from bytes is refused (Cloudflare Workers: import the file as
-   * a module). Default, on Node: the installed package's file, read and
-   * compiled once per thread.
+   * generation from bytes is refused and no module is imported for you (the
+   * package's workerd entry imports it, so `createBackup` there needs none).
+   * Default, on Node: the package's dist/zstd.wasm, read and compiled once
+   * per thread.
    */
   module?: WebAssembly.Module;
 }

@@ -3,7 +3,7 @@ import { compactBackupWith, type CompactBackupOptions } from '../backup/compact.
 import { createBackupWith, type BackupRuntime, type CreateBackupOptions } from '../backup/create.js';
 import type { DirectoryBackup } from '../backup/handle.js';
 import { loadNodeCodecs, nodeSha256 } from './codecs.js';
-import { CompressPool, sharedZstdModule } from './compress-pool.js';
+import { CompressPool, sharedModules } from './compress-pool.js';
 import { defaultStoreDirectory, localStore } from './local-store.js';
 import { nodeSource } from './source.js';
 import { treeXattrs } from './xattrs.js';
@@ -15,7 +15,7 @@ export const nodeBackupRuntime: BackupRuntime = {
   createHash: nodeSha256,
   compressor: async (compression, blockSize) => {
     if (!CompressPool.available()) return undefined;
-    const pool = new CompressPool(compression, { blockSize, zstdModule: await sharedZstdModule(compression) });
+    const pool = new CompressPool(compression, { blockSize, ...(await sharedModules(compression)) });
     return { ...pool.writerOptions(), close: () => pool.close() };
   },
   xattrs: async (dir) => treeXattrs(dir),

@@ -1,12 +1,15 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { createRegistry, type Codec, type CodecRegistry } from '../codecs/codec.js';
 import { gzipCodec } from '../codecs/gzip.js';
 import { defaultCodecs } from '../codecs/index.js';
+import { createXzCodec } from '../codecs/xz-encoder.js';
+import { xzCodec } from '../codecs/xz.js';
 import { createZstdCodec, zstdCodec } from '../codecs/zstd.js';
 import { instantiateZstdWasm, zstdWasmPath, type ZstdWasm } from '../codecs/zstd-wasm.js';
 import { SquashfsError } from '../errors.js';
@@ -43,7 +46,7 @@ let zstdDecoder: ZstdWasm | null | undefined = null;
 function nodeZstdDecoder(): ZstdWasm | undefined {
   if (zstdDecoder === null) {
     try {
-      const file = zstdWasmPath({ createRequire, join, dirname, cwd: process.cwd() }, import.meta.url);
+      const file = zstdWasmPath({ createRequire, join, dirname, fileURLToPath, exists: existsSync, cwd: process.cwd() }, import.meta.url);
       zstdDecoder = instantiateZstdWasm(new WebAssembly.Module(readFileSync(file)));
     } catch {
       zstdDecoder = undefined;
@@ -71,20 +74,32 @@ export const nodeSha256: HashFactory = () => {
 export interface LoadNodeCodecsOptions {
   /**
    * zstd.wasm, already compiled (e.g. once in the main thread and posted to
-   * each worker, which saves each worker compiling it). Default: read from
-   * the installed `@foxglove/wasm-zstd` and compiled, once per thread.
+   * each worker, which saves each worker compiling it). Default: the
+   * package's own dist/zstd.wasm, read and compiled once per thread.
    */
   zstdModule?: WebAssembly.Module;
+  /** xz.wasm (liblzma), already compiled, likewise. Default: the package's own dist/xz.wasm, read and compiled once per thread. */
+  xzModule?: WebAssembly.Module;
 }
 
 /**
- * Every codec as `nodeCodecs()`, and zstd able to compress (its WASM encoder
- * is loaded first, hence async). Each call makes its own zstd instance:
- * call it once per thread. When zstd.wasm cannot be loaded (and no
- * `zstdModule` was given) the registry still works: zstd reads, and
+ * Every codec as `nodeCodecs()`, and zstd and xz able to compress (their
+ * WASM encoders are loaded first, hence async). Each call makes its own
+ * instances: call it once per thread. When a module cannot be loaded (and
+ * none was given) the registry still works: that codec reads, and
  * compressing with it throws UNSUPPORTED_COMPRESSOR saying why.
  */
 export async function loadNodeCodecs(options: LoadNodeCodecsOptions = {}): Promise<CodecRegistry> {
+  const xz = createXzCodec({ module: options.xzModule }).catch((error: unknown) => {
+    if (options.xzModule) throw error;
+    const reason = (error as Error).message;
+    return {
+      ...xzCodec(),
+      compress: () => {
+        throw new SquashfsError('UNSUPPORTED_COMPRESSOR', `xz compression is not available: ${reason}`, { cause: error });
+      },
+    } satisfies Codec;
+  });
   let zstd: Codec;
   try {
     zstd = await createZstdCodec({ module: options.zstdModule });
@@ -98,5 +113,5 @@ export async function loadNodeCodecs(options: LoadNodeCodecsOptions = {}): Promi
       },
     };
   }
-  return createRegistry([...nodeCodecs().values(), zstd]);
+  return createRegistry([...nodeCodecs().values(), zstd, await xz]);
 }

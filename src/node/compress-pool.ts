@@ -7,6 +7,8 @@ import type { CompressReply, CompressRequest, CompressWorkerData } from './compr
 import { workerScript } from './worker-script.js';
 import { DEFAULT_BLOCK_SIZE } from '../squashfs/constants.js';
 import { loadZstdWasmModule } from '../codecs/zstd-wasm.js';
+import { loadXzWasmModule } from '../codecs/xz-wasm.js';
+import type { CompressorOptions } from '../codecs/codec.js';
 
 const workerUrl = () => workerScript('compress-worker');
 
@@ -33,6 +35,17 @@ export async function sharedZstdModule(codec: string): Promise<WebAssembly.Modul
   return codec === 'zstd' ? loadZstdWasmModule().catch(() => undefined) : undefined;
 }
 
+/**
+ * The WASM module `codec` compresses with (zstd.wasm, xz.wasm), compiled
+ * here for a pool's workers to share, as CompressPoolOptions; nothing for
+ * other codecs or when it cannot be loaded (each worker then reports why).
+ */
+export async function sharedModules(codec: string): Promise<Pick<CompressPoolOptions, 'zstdModule' | 'xzModule'>> {
+  if (codec === 'zstd') return { zstdModule: await sharedZstdModule(codec) };
+  if (codec === 'xz') return { xzModule: await loadXzWasmModule().catch(() => undefined) };
+  return {};
+}
+
 /** Spare block buffers kept at most. */
 const MAX_SPARES = 64;
 
@@ -46,6 +59,10 @@ export interface CompressPoolOptions {
    * compiled code between threads), instead of each compiling its own.
    */
   zstdModule?: WebAssembly.Module;
+  /** xz.wasm, likewise. */
+  xzModule?: WebAssembly.Module;
+  /** The codec's settings beyond the level (WriterOptions.compressorOptions), for an image of `blockSize` blocks. */
+  compressorOptions?: CompressorOptions;
 }
 
 interface Slot {
@@ -76,12 +93,12 @@ export class CompressPool {
   private readonly blockSize: number;
 
   constructor(codec: string, options: CompressPoolOptions = {}) {
-    const { threads = availableParallelism(), blockSize = DEFAULT_BLOCK_SIZE, zstdModule } = options;
+    const { threads = availableParallelism(), blockSize = DEFAULT_BLOCK_SIZE, zstdModule, xzModule, compressorOptions } = options;
     this.blockSize = blockSize;
     const url = workerUrl();
     if (!url) throw new SquashfsError('INVALID_OPTION', 'the compression worker script is missing: run the build (npm run build)');
     this.slots = Array.from({ length: Math.max(1, threads) }, () => {
-      const slot: Slot = { worker: new Worker(url, { workerData: { codec, zstdModule } satisfies CompressWorkerData }), pending: new Map() };
+      const slot: Slot = { worker: new Worker(url, { workerData: { codec, zstdModule, xzModule, compressorOptions, blockSize } satisfies CompressWorkerData }), pending: new Map() };
       slot.worker.on('message', (reply: CompressReply) => {
         const waiter = slot.pending.get(reply.id);
         if (!waiter) return;

@@ -7,7 +7,7 @@
 import { readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { isAllZero } from '../squashfs/bytes.js';
-import { codecByName } from '../codecs/codec.js';
+import { codecByName, configureCodec, type CompressorOptions } from '../codecs/codec.js';
 import { DATA_UNCOMPRESSED } from '../squashfs/constants.js';
 import { loadNodeCodecs } from './codecs.js';
 
@@ -41,11 +41,15 @@ function readAt(fd: number, data: Uint8Array, position: number): number {
 export interface CompressWorkerData {
   codec: string;
   zstdModule?: WebAssembly.Module;
+  xzModule?: WebAssembly.Module;
+  /** The writer's compressorOptions, applied as the writer applies them, so blocks come out the same. */
+  compressorOptions?: CompressorOptions;
+  blockSize: number;
 }
 
 const port = parentPort!;
-const { codec: name, zstdModule } = workerData as CompressWorkerData;
-const codec = codecByName(await loadNodeCodecs({ zstdModule }), name);
+const { codec: name, zstdModule, xzModule, compressorOptions, blockSize } = workerData as CompressWorkerData;
+const codec = configureCodec(codecByName(await loadNodeCodecs({ zstdModule, xzModule }), name), compressorOptions, blockSize);
 
 /** A buffer that owns all of its ArrayBuffer, so it can be transferred. */
 const owned = (bytes: Uint8Array) =>

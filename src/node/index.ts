@@ -6,8 +6,9 @@ export { nodeAsyncSource, nodeSource } from './source.js';
 export { FileSink } from './file-sink.js';
 export { readTreeXattrs } from './xattrs.js';
 export { fileSource, openImage, type FileBackedSource } from './file-source.js';
-export { unpackImage, applyLayer, type UnpackOptions, type UnpackResult, type ApplyLayerOptions } from './unpack.js';
+export { unpackImage, applyLayer, type UnpackOptions, type UnpackProgress, type UnpackResult, type ApplyLayerOptions } from './unpack.js';
 export { localStore, type LocalStoreOptions } from './local-store.js';
 export {
   createBackup, compactBackup, restoreBackup, defaultStoreDirectory, nodeBackupRuntime, type RestoreBackupOptions, type RestoreResult,
 } from './backup.js';
+export type { RestoreProgress } from './restore.js';

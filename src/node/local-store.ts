@@ -98,6 +98,23 @@ export function localStore(directory: string, options: LocalStoreOptions = {}): 
     }
   }
 
+  /** Exactly `length` bytes of a stored object from `offset`. */
+  async function readRange(key: string, offset: number, length: number): Promise<Uint8Array> {
+    const bytes = new Uint8Array(length);
+    const handle = await open(pathOf(key), 'r');
+    try {
+      let done = 0;
+      while (done < length) {
+        const { bytesRead } = await handle.read(bytes, done, length - done, offset + done);
+        if (bytesRead === 0) throw new StoreError(`get ${key}: ends before ${offset + length}`, { operation: 'get', key, retryable: false });
+        done += bytesRead;
+      }
+    } finally {
+      await handle.close();
+    }
+    return bytes;
+  }
+
   /** Moves a finished file into place under its key. */
   async function publish(from: string, key: string): Promise<void> {
     const to = pathOf(key);
@@ -129,6 +146,14 @@ export function localStore(directory: string, options: LocalStoreOptions = {}): 
         const { path, partSize } = uploadFile(uploadId);
         await writeAt(path, body, (partNumber - 1) * partSize);
         return `"${partNumber}-${body.length}"`;
+      }, partNumber),
+
+    uploadPartCopy: (key, uploadId, partNumber, source) =>
+      call('copy part', key, async () => {
+        const { path, partSize } = uploadFile(uploadId);
+        const bytes = await readRange(source.key, source.offset, source.length);
+        await writeAt(path, bytes, (partNumber - 1) * partSize);
+        return `"${partNumber}-${bytes.length}"`;
       }, partNumber),
 
     completeMultipartUpload: (key, uploadId, parts) =>
@@ -176,22 +201,7 @@ export function localStore(directory: string, options: LocalStoreOptions = {}): 
         return info?.isFile() ? { key, size: info.size } : undefined;
       }),
 
-    getRange: (key, offset, length) =>
-      call('get', key, async () => {
-        const bytes = new Uint8Array(length);
-        const handle = await open(pathOf(key), 'r');
-        try {
-          let done = 0;
-          while (done < length) {
-            const { bytesRead } = await handle.read(bytes, done, length - done, offset + done);
-            if (bytesRead === 0) throw new StoreError(`get ${key}: ends before ${offset + length}`, { operation: 'get', key, retryable: false });
-            done += bytesRead;
-          }
-        } finally {
-          await handle.close();
-        }
-        return bytes;
-      }),
+    getRange: (key, offset, length) => call('get', key, () => readRange(key, offset, length)),
 
     get: (key, signal) =>
       resumableStream(policy, { operation: 'get', key }, async (offset) => {

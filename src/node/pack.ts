@@ -4,7 +4,7 @@ import { excludePatterns } from '../source/exclude.js';
 import { resolveWriterOptions, writeImage, type WriterOptions, type WriteResult } from '../squashfs/writer/writer.js';
 import { availableParallelism } from 'node:os';
 import { loadNodeCodecs, nodeSha256 } from './codecs.js';
-import { CompressPool, sharedZstdModule } from './compress-pool.js';
+import { CompressPool, sharedModules } from './compress-pool.js';
 import { FileSink } from './file-sink.js';
 import { nodeSource } from './source.js';
 import { treeXattrs } from './xattrs.js';
@@ -63,7 +63,7 @@ export async function packDirectory(dir: string, imagePath: string, options: Pac
   const usePool = threads > 0 && CompressPool.available();
   if (threads > 0 && !usePool) options.onWarning?.('the compression worker script is not beside this code: compressing on the main thread');
   const pool = usePool
-    ? new CompressPool(compression, { threads, blockSize, zstdModule: await sharedZstdModule(compression) })
+    ? new CompressPool(compression, { threads, blockSize, compressorOptions: rest.compressorOptions, ...(await sharedModules(compression)) })
     : undefined;
   try {
     await sink.open();

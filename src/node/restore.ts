@@ -24,9 +24,26 @@ export interface RestoreBackupOptions {
   /** Ranged GETs at once and their size (default 8 of 2 MiB): memory stays within twice their product. */
   download?: DownloadOptions;
   signal?: AbortSignal;
-  /** `bytes` downloaded (phase 'download') or written out (phase 'extract') of the `total` of the images (a delta's: its chain's). */
-  onProgress?: (progress: { phase: 'download' | 'extract'; bytes: number; total: number; entries?: number }) => void;
+  /** See RestoreProgress. */
+  onProgress?: (progress: RestoreProgress) => void;
   onWarning?: (message: string) => void;
+}
+
+/**
+ * `bytes` downloaded (phase 'download') or written out (phase 'extract') of
+ * the `total` of the images (a delta's: its chain's). The extract phase
+ * also counts `fileBytes`, the sizes of the files finished (holes
+ * included), towards `fileTotal`, the bytes of every layer's files as
+ * their handles record them (absent when a handle predates that record):
+ * for a tree that does not change the two end equal.
+ */
+export interface RestoreProgress {
+  phase: 'download' | 'extract';
+  bytes: number;
+  total: number;
+  entries?: number;
+  fileBytes?: number;
+  fileTotal?: number;
 }
 
 /** What was written; for a delta, the sums over its chain's layers. */
@@ -84,8 +101,10 @@ export async function restoreBackup(backup: DirectoryBackup | string, options: R
     const [full, ...deltas] = layers as [DirectoryBackup, ...DirectoryBackup[]];
     await Promise.all(deltas.map((delta) => checkStored(delta, store, controller.signal)));
     const total = layers.reduce((sum, layer) => sum + layer.size, 0);
-    // Bytes written out, by the layers done.
+    const fileTotal = layers.every((layer) => typeof layer.bytes === 'number') ? layers.reduce((sum, layer) => sum + layer.bytes!, 0) : undefined;
+    // Bytes written out, and files' bytes finished, by the layers done.
     let written = 0;
+    let filesDone = 0;
     const applied: UnpackResult[] = [];
 
     // The deltas download while the full backup does (they are small: what costs is their round trips), each into a file of its own.
@@ -131,13 +150,17 @@ export async function restoreBackup(backup: DirectoryBackup | string, options: R
         for (const fetched of fetching) {
           const layer = await fetched;
           const done = written;
+          const doneFiles = filesDone;
           const layerResult = await applyLayer(layer.image, staging, {
             // A small layer is written on this thread: starting extraction threads for it would cost more than it holds.
             threads: layer.image.superblock.bytesUsed < SMALL_LAYER_BYTES ? 0 : undefined,
             xattrsBelow,
             signal: controller.signal,
             onWarning,
-            onProgress: (p) => options.onProgress?.({ phase: 'extract', bytes: done + p.bytes, total, entries: p.entries }),
+            onProgress: (p) => {
+              filesDone = doneFiles + p.fileBytes;
+              options.onProgress?.({ phase: 'extract', bytes: done + p.bytes, total, entries: p.entries, fileBytes: filesDone, fileTotal });
+            },
           });
           applied.push(layerResult);
           written += layerResult.bytes;
@@ -146,7 +169,8 @@ export async function restoreBackup(backup: DirectoryBackup | string, options: R
       },
       onProgress: (p) => {
         written = p.bytes;
-        options.onProgress?.({ phase: 'extract', bytes: p.bytes, total, entries: p.entries });
+        filesDone = p.fileBytes;
+        options.onProgress?.({ phase: 'extract', bytes: p.bytes, total, entries: p.entries, fileBytes: p.fileBytes, fileTotal });
       },
     });
     return { ...sumResults([result, ...applied]), dir: target };

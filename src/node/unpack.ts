@@ -16,7 +16,12 @@ export interface UnpackOptions {
   force?: boolean;
   /** Told of what could not be made here (devices without root, xattrs without setfattr...). */
   onWarning?: (message: string) => void;
-  onProgress?: (progress: { entries: number; bytes: number }) => void;
+  /**
+   * `entries` made, file `bytes` written (holes not counted), and
+   * `fileBytes`: the sizes of the files finished, holes included, which
+   * ends at the sum of the files' sizes (a hard-linked file once).
+   */
+  onProgress?: (progress: UnpackProgress) => void;
   signal?: AbortSignal;
   /** Files written at once when the image is not a file (default 4). */
   concurrency?: number;
@@ -39,6 +44,12 @@ export interface UnpackOptions {
    * removes what was written and is thrown as it is.
    */
   beforeSwap?: (staging: string) => Promise<void>;
+}
+
+export interface UnpackProgress {
+  entries: number;
+  bytes: number;
+  fileBytes: number;
 }
 
 /** What applying a layer takes: an unpack's options that are not about replacing `dir`. */
@@ -182,9 +193,11 @@ async function extractInto(image: SquashfsImage, root: string, options: UnpackOp
   const links: { path: Buffer; first: number }[] = [];
   // Directories of the existing tree a layer's directory was merged into, and the names of the xattrs the layer gives them.
   const merged: { path: Buffer; names: Set<string> }[] = [];
-  const contents = contentWriter(image, options, (bytes) => {
+  let fileBytes = 0;
+  const contents = contentWriter(image, options, (bytes, files) => {
     result.bytes += bytes;
-    options.onProgress?.({ entries: result.entries, bytes: result.bytes });
+    fileBytes += files;
+    options.onProgress?.({ entries: result.entries, bytes: result.bytes, fileBytes });
   });
 
   try {
@@ -239,7 +252,7 @@ async function extractInto(image: SquashfsImage, root: string, options: UnpackOp
       if (!settled) made.push({ path, stat: st });
       if (st.type !== 'directory' && st.nlink > 1) firstPathOfInode.set(st.inode, path);
       if (own.length > 0) xattrs.push({ path, xattrs: own });
-      options.onProgress?.({ entries: result.entries, bytes: result.bytes });
+      options.onProgress?.({ entries: result.entries, bytes: result.bytes, fileBytes });
     }
     await contents.finish();
   } finally {
@@ -350,7 +363,10 @@ interface ContentWriter {
   close(): Promise<void>;
 }
 
-function contentWriter(image: SquashfsImage, options: UnpackOptions, written: (bytes: number) => void): ContentWriter {
+/** Told of files written: the bytes written (holes not counted), and the sizes of the files (or pieces) finished, holes included. */
+type Written = (bytes: number, fileBytes: number) => void;
+
+function contentWriter(image: SquashfsImage, options: UnpackOptions, written: Written): ContentWriter {
   const source = image.source as Partial<FileBackedSource>;
   if (typeof source.path === 'string') return new PooledWriter(image, source.path, options, written);
   return new StreamingWriter(image, options.concurrency ?? 4, written);
@@ -383,7 +399,7 @@ class PooledWriter implements ContentWriter {
     private readonly image: SquashfsImage,
     imagePath: string,
     private readonly options: UnpackOptions,
-    private readonly written: (bytes: number) => void,
+    private readonly written: Written,
   ) {
     const { blockSize, bytesUsed, compressionId } = image.superblock;
     this.pool = new ExtractPool({ path: imagePath, blockSize, bytesUsed }, compressionId, options.threads);
@@ -447,7 +463,10 @@ class PooledWriter implements ContentWriter {
     await new Promise(setImmediate);
     if (this.failure) throw this.failure;
     throwIfAborted(this.options.signal);
-    const task = this.pool.run(tasks).then(this.written, (error: unknown) => void (this.failure ??= error));
+    const { blockSize } = this.image.superblock;
+    // A piece ends at its last block, the file's last at its size (its tail included).
+    const fileBytes = tasks.reduce((sum, t) => sum + (t.end === t.layout.blockSizes.length ? t.layout.size : t.end * blockSize) - t.first * blockSize, 0);
+    const task = this.pool.run(tasks).then((bytes) => this.written(bytes, fileBytes), (error: unknown) => void (this.failure ??= error));
     this.running.add(task);
     void task.finally(() => this.running.delete(task));
   }
@@ -477,12 +496,12 @@ class StreamingWriter implements ContentWriter {
   constructor(
     private readonly image: SquashfsImage,
     private readonly limit: number,
-    private readonly written: (bytes: number) => void,
+    private readonly written: Written,
   ) {}
 
   async add(entry: WalkEntry, path: Buffer): Promise<boolean> {
     if (this.failure) throw this.failure;
-    const task = writeFile(this.image, entry, path, entry.stat.size).then(this.written, (error: unknown) => void (this.failure ??= error));
+    const task = writeFile(this.image, entry, path, entry.stat.size).then((bytes) => this.written(bytes, entry.stat.size), (error: unknown) => void (this.failure ??= error));
     this.running.add(task);
     void task.finally(() => this.running.delete(task));
     if (this.running.size >= this.limit) await Promise.race(this.running);

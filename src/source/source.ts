@@ -69,6 +69,14 @@ export interface StoredFileData {
   tail(): Promise<Uint8Array>;
   /** Equal for two files whose data the image stores once (duplicates): the writer stores them once too. */
   identity: string;
+  /**
+   * Where the image keeps the data: the blocks' start, and the fragment
+   * (index 0xffffffff: none) and offset in it; a writer that takes the
+   * image's whole data region (WriterOptions.reuse) points there.
+   */
+  at?: { blocksStart: number; fragmentIndex: number; fragmentOffset: number };
+  /** Which image of several the data is in (a chain's layer), where the source is made of several. */
+  origin?: string;
 }
 
 export const S_IFMT = 0o170000;

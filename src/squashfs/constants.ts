@@ -1,3 +1,10 @@
+import { GZIP_ID } from '../codecs/gzip.js';
+import { LZ4_ID } from '../codecs/lz4.js';
+import { LZMA_ID } from '../codecs/lzma.js';
+import { LZO_ID } from '../codecs/lzo.js';
+import { XZ_ID } from '../codecs/xz.js';
+import { ZSTD_ID } from '../codecs/zstd.js';
+
 /** "hsqs" read as a little-endian u32. */
 export const SQUASHFS_MAGIC = 0x73717368;
 
@@ -43,14 +50,17 @@ export const Flag = {
   UNCOMPRESSED_IDS: 0x0800,
 } as const;
 
-/** On-disk compressor ids. */
+/**
+ * On-disk compressor ids, as each codec declares its own (the registry of
+ * codecs is keyed by them): the format's names for them.
+ */
 export const CompressorId = {
-  GZIP: 1,
-  LZMA: 2,
-  LZO: 3,
-  XZ: 4,
-  LZ4: 5,
-  ZSTD: 6,
+  GZIP: GZIP_ID,
+  LZMA: LZMA_ID,
+  LZO: LZO_ID,
+  XZ: XZ_ID,
+  LZ4: LZ4_ID,
+  ZSTD: ZSTD_ID,
 } as const;
 export type CompressorId = (typeof CompressorId)[keyof typeof CompressorId];
 

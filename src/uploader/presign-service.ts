@@ -1,5 +1,5 @@
 import { BackupError } from '../errors.js';
-import { awsPresigner, type AwsPresignerOptions, type Presigner, type PresignRequest } from './s3-store.js';
+import { awsPresigner, encodeKey, type AwsPresignerOptions, type Presigner, type PresignRequest } from './s3-store.js';
 import { MAX_PARTS } from './store.js';
 
 /**
@@ -14,13 +14,13 @@ import { MAX_PARTS } from './store.js';
 export type Capability = 'write' | 'read' | 'delete';
 
 /** The S3 request a presign request is for, as derived from its method, key and query. */
-export type PresignOperation = 'create' | 'part' | 'complete' | 'abort' | 'put' | 'head' | 'get' | 'list' | 'delete';
+export type PresignOperation = 'create' | 'part' | 'copy' | 'complete' | 'abort' | 'put' | 'head' | 'get' | 'list' | 'delete';
 
 const CAPABILITIES: readonly Capability[] = ['write', 'read', 'delete'];
 
 /** Which capabilities allow an operation (head: what was written is checked, so write allows it too). */
 const ALLOWED_BY: Record<PresignOperation, readonly Capability[]> = {
-  create: ['write'], part: ['write'], complete: ['write'], abort: ['write'], put: ['write'],
+  create: ['write'], part: ['write'], copy: ['write'], complete: ['write'], abort: ['write'], put: ['write'],
   head: ['write', 'read'], get: ['read'], list: ['read'], delete: ['delete'],
 };
 
@@ -117,14 +117,18 @@ const QUERY_VALUES: Record<string, (value: string) => boolean> = {
  * names, exactly as s3Store makes them; undefined for any other shape (a
  * query parameter s3Store does not send, a bucket-level request but LIST).
  */
-export function presignOperation(request: Pick<PresignRequest, 'method' | 'key' | 'query'>): PresignOperation | undefined {
+export function presignOperation(request: Pick<PresignRequest, 'method' | 'key' | 'query' | 'headers'>): PresignOperation | undefined {
+  const headers = Object.keys(request.headers ?? {}).sort().join('&');
+  if (headers !== '' && headers !== COPY_HEADERS) return undefined;
   const given = Object.keys(request.query ?? {});
   if (!given.every((name) => Object.hasOwn(QUERY_VALUES, name))) return undefined;
   const names = given.sort().join('&');
   const bucket = request.key === '';
+  // Copy headers on any request but a part would make it another one (a PUT with them is CopyObject).
+  if (headers && `${request.method} ${names}` !== 'PUT partNumber&uploadId') return undefined;
   switch (`${request.method} ${names}`) {
     case 'POST uploads': return bucket ? undefined : 'create';
-    case 'PUT partNumber&uploadId': return bucket ? undefined : 'part';
+    case 'PUT partNumber&uploadId': return bucket ? undefined : headers ? 'copy' : 'part';
     case 'POST uploadId': return bucket ? undefined : 'complete';
     case 'DELETE uploadId': return bucket ? undefined : 'abort';
     case 'PUT ': return bucket ? undefined : 'put';
@@ -135,6 +139,34 @@ export function presignOperation(request: Pick<PresignRequest, 'method' | 'key' 
     case 'DELETE ': return bucket ? undefined : 'delete';
     default: return undefined;
   }
+}
+
+/** The headers of an UploadPartCopy, the only request s3Store has sign headers. */
+const COPY_HEADERS = 'x-amz-copy-source&x-amz-copy-source-range';
+
+/**
+ * What is wrong with an UploadPartCopy's source (x-amz-copy-source:
+ * "/bucket/key", the key URL-encoded as s3Store encodes it; the range
+ * "bytes=first-last"), or undefined: it must be in this bucket and under
+ * the token's prefix, as the key written to is. Copying reads the source,
+ * so the token must allow reading too.
+ */
+function copyProblem(headers: Record<string, string>, bucket: string, claims: TokenClaims): string | undefined {
+  if (!claims.operations.includes('read')) return 'a copy reads its source: the token must allow read as well as write';
+  const source = headers['x-amz-copy-source']!;
+  const inBucket = `/${encodeURIComponent(bucket)}/`;
+  if (!source.startsWith(inBucket)) return `copy source ${JSON.stringify(source)} is not in bucket ${bucket}`;
+  let key: string;
+  try {
+    key = source.slice(inBucket.length).split('/').map(decodeURIComponent).join('/');
+  } catch {
+    return `copy source ${JSON.stringify(source)} is not URL-encoded`;
+  }
+  if (encodeKey(key) !== source.slice(inBucket.length)) return `copy source ${JSON.stringify(source)} is not encoded as s3Store encodes keys`;
+  const problem = keyProblem(key, claims.prefix, false);
+  if (problem) return `copy source ${JSON.stringify(key)}: ${problem}`;
+  if (!/^bytes=(0|[1-9]\d{0,15})-(0|[1-9]\d{0,15})$/.test(headers['x-amz-copy-source-range']!)) return 'the copy range is not "bytes=first-last"';
+  return undefined;
 }
 
 // ---------------------------------------------------------------------------
@@ -301,14 +333,16 @@ function parsePresignRequest(text: string): PresignRequest {
   } catch {
     throw new Refusal(400, 'BAD_REQUEST', 'the body is not JSON');
   }
-  const { method, key, query } = (body ?? {}) as Record<string, unknown>;
+  const { method, key, query, headers } = (body ?? {}) as Record<string, unknown>;
+  const strings = (value: unknown) => value === undefined || (typeof value === 'object' && value !== null && !Array.isArray(value) && Object.values(value).every((v) => typeof v === 'string'));
   const shaped =
     typeof body === 'object' && body !== null && !Array.isArray(body) &&
-    Object.keys(body).every((k) => k === 'method' || k === 'key' || k === 'query') &&
-    typeof method === 'string' && ['GET', 'HEAD', 'PUT', 'POST', 'DELETE'].includes(method) && typeof key === 'string' &&
-    (query === undefined || (typeof query === 'object' && query !== null && !Array.isArray(query) && Object.values(query).every((v) => typeof v === 'string')));
-  if (!shaped) throw new Refusal(400, 'BAD_REQUEST', 'the body is not a presign request { method, key, query }');
-  return { method: method as PresignRequest['method'], key: key as string, query: (query ?? {}) as Record<string, string> };
+    Object.keys(body).every((k) => k === 'method' || k === 'key' || k === 'query' || k === 'headers') &&
+    typeof method === 'string' && ['GET', 'HEAD', 'PUT', 'POST', 'DELETE'].includes(method) && typeof key === 'string' && strings(query) && strings(headers);
+  if (!shaped) throw new Refusal(400, 'BAD_REQUEST', 'the body is not a presign request { method, key, query, headers }');
+  const request: PresignRequest = { method: method as PresignRequest['method'], key: key as string, query: (query ?? {}) as Record<string, string> };
+  if (headers !== undefined && Object.keys(headers as object).length > 0) request.headers = headers as Record<string, string>;
+  return request;
 }
 
 /** When a SigV4 presigned URL expires, in ms: X-Amz-Date plus X-Amz-Expires. */
@@ -396,7 +430,8 @@ export function presignService(options: PresignServiceOptions): PresignService {
     if (!ALLOWED_BY[operation].some((c) => claims.operations.includes(c))) {
       throw new Refusal(403, 'OPERATION_NOT_ALLOWED', `${operation} needs ${ALLOWED_BY[operation].join(' or ')}; the token allows ${claims.operations.join(', ')}`);
     }
-    const problem = queryProblem(req.query!, claims.prefix) ?? (operation === 'list' ? undefined : keyProblem(req.key, claims.prefix, false));
+    const problem = queryProblem(req.query!, claims.prefix) ?? (operation === 'list' ? undefined : keyProblem(req.key, claims.prefix, false)) ??
+      (operation === 'copy' ? copyProblem(req.headers!, options.bucket, claims) : undefined);
     if (problem) throw new Refusal(403, operation === 'list' || problem.startsWith('query') ? 'REQUEST_NOT_ALLOWED' : 'KEY_NOT_ALLOWED', `${what}: ${problem}`);
     const left = Math.floor((claims.expiresAt - now()) / 1000);
     if (left < 1) throw new Refusal(401, 'TOKEN_EXPIRED', 'the token has expired');

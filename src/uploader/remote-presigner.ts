@@ -100,7 +100,7 @@ export function remotePresigner(options: RemotePresignerOptions): Presigner {
           response = await doFetch(url, {
             method: 'POST',
             headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-            body: JSON.stringify({ method: request.method, key: request.key, query: request.query ?? {} }),
+            body: JSON.stringify({ method: request.method, key: request.key, query: request.query ?? {}, ...(request.headers && { headers: request.headers }) }),
             signal: context.signal,
           });
         } catch (cause) {

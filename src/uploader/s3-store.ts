@@ -9,6 +9,8 @@ export interface PresignRequest {
   method: 'GET' | 'HEAD' | 'PUT' | 'POST' | 'DELETE';
   key: string;
   query?: Record<string, string>;
+  /** Headers the request sends that the signature must cover (UploadPartCopy's x-amz-copy-source and its range). */
+  headers?: Record<string, string>;
 }
 
 /**
@@ -53,11 +55,11 @@ export function awsPresigner(options: AwsPresignerOptions): Presigner {
     region: options.region ?? 'auto',
   });
   const base = options.endpoint.replace(/\/+$/, '');
-  return async ({ method, key, query }) => {
+  return async ({ method, key, query, headers }) => {
     const url = new URL(`${base}/${encodeURIComponent(options.bucket)}${key ? `/${encodeKey(key)}` : ''}`);
     for (const [name, value] of Object.entries(query ?? {})) url.searchParams.set(name, value);
     url.searchParams.set('X-Amz-Expires', String(expiresIn));
-    const signed = await client.sign(url.toString(), { method, aws: { signQuery: true } });
+    const signed = await client.sign(url.toString(), { method, headers, aws: { signQuery: true } });
     return signed.url;
   };
 }
@@ -190,7 +192,7 @@ export function s3Store(options: S3StoreOptions): ObjectStore {
     const { operation, key, part } = target;
     const url = await urls.get(req);
     // The parts of an upload come in order: their URLs are signed a few ahead, off the request's path.
-    if (req.query?.partNumber) urls.signAhead(req, SIGN_AHEAD);
+    if (req.query?.partNumber && !req.headers) urls.signAhead(req, SIGN_AHEAD);
     const body = send.body instanceof Uint8Array ? sized(send.body, context) : { body: send.body };
     let response: Response;
     try {
@@ -250,6 +252,21 @@ export function s3Store(options: S3StoreOptions): ObjectStore {
         if (!etag) throw new StoreError(`upload part ${partNumber} of ${key}: the answer has no ETag`, { operation: 'upload part', key, part: partNumber, status: response.status, retryable: false });
         return etag;
       }),
+
+    uploadPartCopy: (key, uploadId, partNumber, source, signal) => {
+      const target = { operation: 'copy part', key, part: partNumber };
+      // The source is named as /bucket/key, its key URL-encoded; the range is inclusive.
+      const headers = {
+        'x-amz-copy-source': `/${options.bucket}/${encodeKey(full(source.key))}`,
+        'x-amz-copy-source-range': `bytes=${source.offset}-${source.offset + source.length - 1}`,
+      };
+      return call(target, { method: 'PUT', key: full(key), query: { partNumber: String(partNumber), uploadId }, headers }, { headers }, signal, async (response) => {
+        // Like CompleteMultipartUpload, a copy can answer 200 with an <Error> body.
+        const etag = xmlValue(await xmlBody(target, response), 'ETag') ?? response.headers.get('etag');
+        if (!etag) throw new StoreError(`copy part ${partNumber} of ${key}: the answer has no ETag`, { ...target, status: response.status, retryable: false });
+        return etag.replace(/&quot;/g, '"');
+      });
+    },
 
     completeMultipartUpload: (key, uploadId, parts, signal) => {
       const xml = `<CompleteMultipartUpload>${parts.map((p) => `<Part><PartNumber>${p.partNumber}</PartNumber><ETag>${escapeXml(p.etag)}</ETag></Part>`).join('')}</CompleteMultipartUpload>`;
@@ -358,7 +375,7 @@ class UrlCache {
 
   get(req: PresignRequest): Promise<string> {
     if (this.reuseMs <= 0) return this.presign(req);
-    const id = `${req.method} ${req.key}?${new URLSearchParams(req.query).toString()}`;
+    const id = `${req.method} ${req.key}?${new URLSearchParams(req.query).toString()} ${JSON.stringify(req.headers ?? {})}`;
     const now = Date.now();
     const kept = this.urls.get(id);
     if (kept && kept.until > now) return kept.url;

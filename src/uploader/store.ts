@@ -14,6 +14,14 @@ export interface ObjectStore {
   createMultipartUpload(key: string, partSize: number, signal?: AbortSignal): Promise<string>;
   /** Uploads one part; returns its ETag exactly as the store gave it. */
   uploadPart(key: string, uploadId: string, partNumber: number, body: Uint8Array, signal?: AbortSignal): Promise<string>;
+  /**
+   * Makes one part of an upload from `length` bytes of another object at
+   * `offset`, on the store's side (S3's UploadPartCopy): the bytes never
+   * travel. Returns the part's ETag. Absent where the store has no such
+   * request (an R2 binding); a store that answers 501 NotImplemented has
+   * none either, and the uploader sends the bytes itself.
+   */
+  uploadPartCopy?(key: string, uploadId: string, partNumber: number, source: CopySource, signal?: AbortSignal): Promise<string>;
   /** Completes the upload from its parts, listed in ascending part order. */
   completeMultipartUpload(key: string, uploadId: string, parts: CompletedPart[], signal?: AbortSignal): Promise<void>;
   abortMultipartUpload(key: string, uploadId: string, signal?: AbortSignal): Promise<void>;
@@ -34,6 +42,13 @@ export interface ObjectStore {
    * others can read); createBackup lists it in the handle's `warnings`.
    */
   audit?(): Promise<string[]>;
+}
+
+/** Bytes of a stored object, for a part copied on the store's side. */
+export interface CopySource {
+  key: string;
+  offset: number;
+  length: number;
 }
 
 export interface CompletedPart {
@@ -84,7 +99,7 @@ export class StoreError extends Error {
 /** R2's (and S3's) most parts in one upload. */
 export const MAX_PARTS = 10_000;
 
-/** Whether an HTTP status is worth a retry. */
+/** Whether an HTTP status is worth a retry (501 Not Implemented never is: the store has no such request). */
 export function isRetryableStatus(status: number): boolean {
-  return status >= 500 || status === 429 || status === 408;
+  return (status >= 500 && status !== 501) || status === 429 || status === 408;
 }

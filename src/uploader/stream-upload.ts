@@ -1,10 +1,13 @@
 import { BackupError } from '../errors.js';
-import { MAX_PARTS, StoreError, type CompletedPart, type ObjectStore } from './store.js';
+import { MAX_PARTS, StoreError, type CompletedPart, type CopySource, type ObjectStore } from './store.js';
 
 /** R2's (and S3's) smallest part but the last. */
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
 export { MAX_PARTS };
 const MiB = 1024 * 1024;
+/** Bytes of a copied range that are fetched and sent (around its whole parts) go in ranged GETs of this size, this many at once. */
+const FETCH_PIECE = MiB;
+const FETCHES_AT_ONCE = 4;
 
 /**
  * The part size for a stream of about `expectedSize` bytes: at least 5 MiB,
@@ -72,6 +75,8 @@ export class StreamUpload {
   /** Part buffers the store has acknowledged, for reuse: memory stays at the bound without waiting for the GC. */
   private readonly spare: Uint8Array[] = [];
   private failure: BackupError | undefined;
+  /** Whether the store makes parts from stored bytes (false once it answered 501 NotImplemented). */
+  private copies = true;
   private finished = false;
   private readonly progress: UploadProgress = { bytesProduced: 0, bytesAcknowledged: 0, partsDone: 0 };
 
@@ -127,6 +132,80 @@ export class StreamUpload {
       }
     }
     this.options.onProgress?.({ ...this.progress });
+  }
+
+  /**
+   * Takes bytes of an object already in the store as the stream's next
+   * bytes. The whole parts among them are made on the store's side
+   * (ObjectStore.uploadPartCopy) and never pass through here; the bytes
+   * before the first part boundary (all of part 1: it carries the head)
+   * and after the last one are fetched by range and sent. A store that
+   * cannot copy gets every byte fetched and sent.
+   */
+  async copy(source: CopySource): Promise<void> {
+    this.prepare();
+    const end = source.offset + source.length;
+    let at = source.offset;
+    const toBoundary = this.current ? this.partSize - this.fill : this.partNumber === 1 ? this.partSize : 0;
+    at = await this.fetchAndWrite(source.key, at, Math.min(end, at + toBoundary));
+    while (end - at >= this.partSize && this.copies && this.store.uploadPartCopy) {
+      this.check();
+      while (this.running.size >= this.concurrency) await Promise.race(this.running);
+      this.check();
+      this.handOutCopy({ key: source.key, offset: at, length: this.partSize }, this.partNumber++);
+      at += this.partSize;
+      this.progress.bytesProduced += this.partSize;
+    }
+    await this.fetchAndWrite(source.key, at, end);
+  }
+
+  /** Fetches bytes [from, to) of an object and writes them, a few ranged GETs at once, in order; returns `to`. */
+  private async fetchAndWrite(key: string, from: number, to: number): Promise<number> {
+    const pieces: Promise<Uint8Array>[] = [];
+    let next = from;
+    const fetchNext = () => {
+      const at = next;
+      const length = Math.min(FETCH_PIECE, to - at);
+      next += length;
+      const piece = this.call('get', undefined, () => this.store.getRange(key, at, length, this.controller.signal));
+      piece.catch(() => undefined); // awaited in order below
+      pieces.push(piece);
+    };
+    while (next < to && pieces.length < FETCHES_AT_ONCE) fetchNext();
+    for (let i = 0; i < pieces.length; i++) {
+      await this.write(await pieces[i]!);
+      pieces[i] = Promise.resolve(new Uint8Array(0)); // let the piece go
+      if (next < to) fetchNext();
+    }
+    return to;
+  }
+
+  private handOutCopy(source: CopySource, partNumber: number): void {
+    if (partNumber > MAX_PARTS) {
+      throw this.fail(new BackupError('BACKUP_CREATE_ERROR', `${this.key} needs more than ${MAX_PARTS} parts of ${this.partSize} bytes: the stream is larger than expected`, { key: this.key, part: partNumber }));
+    }
+    this.createUpload();
+    const task = this.sendCopy(source, partNumber).catch((error: unknown) => {
+      this.fail(this.asError(error));
+    });
+    this.running.add(task);
+    void task.finally(() => this.running.delete(task));
+  }
+
+  /** One part copied on the store's side; fetched and sent when the store turns out not to copy (501). */
+  private async sendCopy(source: CopySource, partNumber: number): Promise<void> {
+    const uploadId = await this.uploadId!;
+    let etag: string;
+    try {
+      etag = await this.call('copy part', partNumber, () => this.store.uploadPartCopy!(this.key, uploadId, partNumber, source, this.controller.signal));
+    } catch (error) {
+      if (!(error instanceof BackupError && isNotImplemented(error.cause))) throw error;
+      this.copies = false;
+      const bytes = await this.call('get', undefined, () => this.store.getRange(source.key, source.offset, source.length, this.controller.signal));
+      etag = await this.call('upload part', partNumber, () => this.store.uploadPart(this.key, uploadId, partNumber, bytes, this.controller.signal));
+    }
+    this.etags.set(partNumber, etag);
+    this.acknowledge(source.length);
   }
 
   /** The bytes that replace the start of the stream (e.g. a header known only at the end); they must fit in part 1. */
@@ -303,4 +382,9 @@ export class StreamUpload {
     const message = aborted ? 'the upload was aborted' : (reason as Error)?.message ?? String(reason);
     return new BackupError('BACKUP_CREATE_ERROR', `upload of ${this.key} to ${this.store.location} failed: ${message}`, { key: this.key, cause: reason });
   }
+}
+
+/** A store's answer that it has no such request (501, or S3's NotImplemented code). */
+function isNotImplemented(error: unknown): boolean {
+  return error instanceof StoreError && (error.status === 501 || error.details.code === 'NotImplemented');
 }

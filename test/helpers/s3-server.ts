@@ -32,13 +32,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { AwsV4Signer } from 'aws4fetch';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-import S3rver from 's3rver';
+import S3rver from '@20minutes/s3rver';
 
 export const ACCESS_KEY = 'S3RVER';
 export const SECRET_KEY = 'S3RVER';
 const MIN_PART = 5 * 1024 * 1024;
 
-export type Operation = 'create' | 'part' | 'complete' | 'abort' | 'put' | 'head' | 'get' | 'list' | 'delete' | 'other';
+export type Operation = 'create' | 'part' | 'copy' | 'complete' | 'abort' | 'put' | 'head' | 'get' | 'list' | 'delete' | 'other';
 
 export interface ProxyRequest {
   op: Operation;
@@ -61,7 +61,7 @@ export interface ProxyRequest {
 
 export type Fault =
   /** Answered with this status and an S3 <Error> body; `retryAfter` (seconds) adds a Retry-After header. */
-  | { status: 500 | 503 | 429 | 400 | 403 | 404; retryAfter?: number }
+  | { status: 500 | 501 | 503 | 429 | 400 | 403 | 404; retryAfter?: number }
   /** The connection is dropped while the request comes in; the server never sees it. */
   | { reset: true }
   /** The answer is held back this long, then given. */
@@ -115,7 +115,7 @@ export const TRANSIENT_FAULTS: readonly Fault[] = [
  * dropBody (then stall, 429, 500...), head stall, metadata put 429,
  * metadata get 500, list reset, delete 503, abort 503, whole get dropBody.
  */
-export const REQUEST_CLASSES = ['create', 'part', 'complete', 'put', 'get:range', 'head', 'put:json', 'get:json', 'list', 'delete', 'abort', 'get', 'other'];
+export const REQUEST_CLASSES = ['create', 'part', 'complete', 'put', 'get:range', 'head', 'put:json', 'get:json', 'list', 'delete', 'abort', 'get', 'other', 'copy'];
 
 export interface OneInFiveOptions {
   /** Fail one request in this many of each class (default 5). */
@@ -187,7 +187,7 @@ export interface S3Harness {
   close(): Promise<void>;
 }
 
-function classify(method: string, url: URL): Pick<ProxyRequest, 'op' | 'method' | 'key' | 'uploadId' | 'partNumber'> {
+function classify(method: string, url: URL, copySource: boolean): Pick<ProxyRequest, 'op' | 'method' | 'key' | 'uploadId' | 'partNumber'> {
   const parts = url.pathname.split('/').slice(2);
   const key = parts.map(decodeURIComponent).join('/');
   const q = url.searchParams;
@@ -195,6 +195,7 @@ function classify(method: string, url: URL): Pick<ProxyRequest, 'op' | 'method' 
   const partNumber = q.has('partNumber') ? Number(q.get('partNumber')) : undefined;
   let op: Operation = 'other';
   if (method === 'POST' && q.has('uploads')) op = 'create';
+  else if (method === 'PUT' && uploadId && copySource) op = 'copy';
   else if (method === 'PUT' && uploadId) op = 'part';
   else if (method === 'POST' && uploadId) op = 'complete';
   else if (method === 'DELETE' && uploadId) op = 'abort';
@@ -206,7 +207,7 @@ function classify(method: string, url: URL): Pick<ProxyRequest, 'op' | 'method' 
   return { op, method, key, uploadId, partNumber };
 }
 
-async function signatureProblem(method: string, url: URL, region: string): Promise<string | undefined> {
+async function signatureProblem(method: string, url: URL, region: string, sent: http.IncomingHttpHeaders): Promise<string | undefined> {
   const q = url.searchParams;
   const given = q.get('X-Amz-Signature');
   const date = q.get('X-Amz-Date');
@@ -216,10 +217,21 @@ async function signatureProblem(method: string, url: URL, region: string): Promi
   const when = Date.UTC(+date.slice(0, 4), +date.slice(4, 6) - 1, +date.slice(6, 8), +date.slice(9, 11), +date.slice(11, 13), +date.slice(13, 15));
   if (!(expires > 0 && expires <= 604_800)) return `X-Amz-Expires ${expires} is out of bounds`;
   if (Date.now() > when + expires * 1000) return 'the URL has expired';
+  // Headers the URL says it signed (besides host) must be sent as signed; an x-amz-* header sent unsigned is refused, as S3 does.
+  const signedNames = (q.get('X-Amz-SignedHeaders') ?? 'host').split(';').filter((n) => n !== 'host');
+  const unsignedAmz = Object.keys(sent).filter((n) => n.startsWith('x-amz-') && !signedNames.includes(n));
+  if (unsignedAmz.length > 0) return `headers present in the request were not signed: ${unsignedAmz.join(', ')}`;
+  const headers: Record<string, string> = {};
+  for (const name of signedNames) {
+    const value = sent[name];
+    if (typeof value !== 'string') return `signed header ${name} is missing`;
+    headers[name] = value;
+  }
   const unsigned = new URL(url);
   unsigned.searchParams.delete('X-Amz-Signature');
+  unsigned.searchParams.delete('X-Amz-SignedHeaders');
   const signer = new AwsV4Signer({
-    url: unsigned.toString(), method, accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY, service: 's3', region, datetime: date, signQuery: true,
+    url: unsigned.toString(), method, headers, accessKeyId: ACCESS_KEY, secretAccessKey: SECRET_KEY, service: 's3', region, datetime: date, signQuery: true,
   });
   const expected = (await signer.sign()).url.searchParams.get('X-Amz-Signature');
   return expected === given ? undefined : 'SignatureDoesNotMatch';
@@ -306,7 +318,7 @@ export async function startS3(bucket = 'backups', region = 'auto'): Promise<S3Ha
   const proxy = http.createServer(async (req, res) => {
     try {
       const url = new URL(req.url!, 'http://proxy');
-      const info = classify(req.method!, url);
+      const info = classify(req.method!, url, 'x-amz-copy-source' in req.headers);
       const n = (counts.get(info.op) ?? 0) + 1;
       counts.set(info.op, n);
       const range = info.op === 'get' ? req.headers.range : undefined;
@@ -329,11 +341,11 @@ export async function startS3(bucket = 'backups', region = 'auto'): Promise<S3Ha
         res.writeHead(status, { 'content-type': 'application/xml', 'content-length': String(Buffer.byteLength(text)), ...headers });
         res.end(req.method === 'HEAD' ? undefined : text);
       };
-      const problem = await signatureProblem(req.method!, new URL(req.url!, `http://${req.headers.host}`), region);
+      const problem = await signatureProblem(req.method!, new URL(req.url!, `http://${req.headers.host}`), region, req.headers);
       if (problem) return reply(403, xmlError(problem === 'SignatureDoesNotMatch' ? problem : 'AccessDenied', problem));
       if (fault && 'delayMs' in fault) await new Promise((r) => setTimeout(r, fault.delayMs));
       if (fault && 'status' in fault) {
-        const code = { 503: 'SlowDown', 429: 'TooManyRequests', 403: 'AccessDenied', 404: 'NoSuchKey', 400: 'InvalidRequest' }[fault.status as number] ?? 'InternalError';
+        const code = { 501: 'NotImplemented', 503: 'SlowDown', 429: 'TooManyRequests', 403: 'AccessDenied', 404: 'NoSuchKey', 400: 'InvalidRequest' }[fault.status as number] ?? 'InternalError';
         return reply(fault.status, xmlError(code, 'injected'), fault.retryAfter === undefined ? {} : { 'retry-after': String(fault.retryAfter) });
       }
       if (fault && 'completeError' in fault && info.op === 'complete') {
@@ -341,7 +353,7 @@ export async function startS3(bucket = 'backups', region = 'auto'): Promise<S3Ha
       }
 
       const upload = info.uploadId ? harness.uploads.get(info.uploadId) : undefined;
-      if (info.op === 'part' || info.op === 'complete' || info.op === 'abort') {
+      if (info.op === 'part' || info.op === 'copy' || info.op === 'complete' || info.op === 'abort') {
         if (!upload || upload.state !== 'open') return reply(404, xmlError('NoSuchUpload', `upload ${info.uploadId} is not open`));
       }
       if (info.op === 'abort') {
@@ -381,6 +393,12 @@ export async function startS3(bucket = 'backups', region = 'auto'): Promise<S3Ha
         upload!.arrivals.push(info.partNumber!);
         upload!.sizes.set(info.partNumber!, body.length);
         upload!.etags.set(info.partNumber!, String(answer.headers.etag));
+      }
+      if (info.op === 'copy' && answer.status === 200 && !answer.body.includes('<Error>')) {
+        const [, first, last] = /^bytes=(\d+)-(\d+)$/.exec(String(req.headers['x-amz-copy-source-range'])) ?? [];
+        upload!.arrivals.push(info.partNumber!);
+        upload!.sizes.set(info.partNumber!, first === undefined ? -1 : Number(last) - Number(first) + 1);
+        upload!.etags.set(info.partNumber!, /<ETag>([^<]*)<\/ETag>/.exec(answer.body.toString())?.[1]?.replace(/&quot;/g, '"') ?? '');
       }
       if (info.op === 'complete' && answer.status === 200 && !answer.body.includes('<Error>')) upload!.state = 'completed';
       const headers = Object.fromEntries(Object.entries(answer.headers).filter(([k, v]) => v !== undefined && k !== 'transfer-encoding' && k !== 'connection')) as Record<string, string>;

@@ -17,7 +17,8 @@
  * URLs, restore it into a fresh memfs volume, and serve single files out
  * of a stored backup with ranged reads (openBackup):
  *
- *   POST /backup?store=r2|s3&comp=zstd|gzip[&mib=N]  back up the demo tree (N MiB of data); answers the handle (JSON)
+ *   POST /backup?store=r2|s3[&comp=zstd|gzip][&mib=N]  back up the demo tree (N MiB of data); answers the handle (JSON)
+ *                                                    (no comp: createBackup with only dir, fs and store: zstd, the default)
  *   POST /restore?store=r2|s3   body: a handle          restore into a new volume, compare with the demo tree (JSON)
  *   GET  /file?store=r2|s3&id=ID&path=/P              one file of a stored backup
  *   GET  /list?store=r2|s3                            the store's backups (JSON)
@@ -26,12 +27,12 @@
  * answer BACKUP_CREATE_ERROR and leave nothing in the bucket.
  */
 import { Volume } from 'memfs';
+// The package's Workers entry: zstd compresses with no setup (it imports its own zstd.wasm, which
+// Wrangler bundles as a compiled module: workerd never compiles WebAssembly from bytes).
 import {
-  BackupError, createBackup, createRegistry, createZstdCodec, defaultCodecs, listBackups, openBackup, presignService, r2Store, restoreBackup, s3Store,
-  type CodecRegistry, type DirectoryBackup, type ObjectStore, type PresignService, type R2BucketLike,
+  BackupError, createBackup, listBackups, openBackup, presignService, r2Store, restoreBackup, s3Store,
+  type DirectoryBackup, type ObjectStore, type PresignService, type R2BucketLike,
 } from 'squashfs-ts';
-// Wrangler bundles this as a CompiledWasm module: workerd never compiles WebAssembly from bytes.
-import zstdWasm from 'squashfs-ts/zstd.wasm';
 
 /** What wrangler.toml (vars) and `wrangler secret put` (secrets) give the Worker. */
 export interface Env {
@@ -115,13 +116,6 @@ async function sandboxRoute(request: Request, env: Env, id: string, what: string
   return json(await listBackups({ store: r2Store(env.BACKUPS, { prefix, name: 'r2://BACKUPS' }) }));
 }
 
-let codecs: Promise<CodecRegistry> | undefined;
-/** gzip through fflate, zstd through the imported WASM module (one instance per isolate). */
-function workerCodecs(): Promise<CodecRegistry> {
-  codecs ??= createZstdCodec({ module: zstdWasm }).then((zstd) => createRegistry([...defaultCodecs().values(), zstd]));
-  return codecs;
-}
-
 function storeFor(env: Env, name: string | null): ObjectStore {
   // The Worker has the keys, so it signs its own URLs (awsPresigner).
   if (name === 's3') return s3Store({ ...bucketApi(env), prefix: 'worker' });
@@ -184,12 +178,12 @@ export default {
       const store = storeFor(env, url.searchParams.get('store'));
       if (url.pathname === '/backup' && request.method === 'POST') {
         const mib = Number(url.searchParams.get('mib') ?? '1');
-        const comp = url.searchParams.get('comp') === 'gzip' ? 'gzip' : 'zstd';
+        const comp = url.searchParams.get('comp');
         const vol = makeVolume(mib);
-        const backup = await createBackup({
-          dir: '/data', name: `worker demo (${comp})`, ttl: 3600, store, compression: comp,
-          fs: vol.promises as never, codecs: await workerCodecs(),
-        });
+        const fs = vol.promises as never;
+        const backup = comp === 'zstd' || comp === 'gzip'
+          ? await createBackup({ dir: '/data', name: `worker demo (${comp})`, ttl: 3600, store, fs, compression: comp })
+          : await createBackup({ dir: '/data', fs, store }); // the defaults: zstd, 3 days
         return json(backup);
       }
       if (url.pathname === '/restore' && request.method === 'POST') {
@@ -197,7 +191,7 @@ export default {
         const vol = Volume.fromJSON({});
         vol.mkdirSync('/restored');
         vol.writeFileSync('/restored/old.txt', 'replaced by the restore\n');
-        const result = await restoreBackup(handle, { store, fs: vol.promises as never, dir: '/restored', codecs: await workerCodecs() });
+        const result = await restoreBackup(handle, { store, fs: vol.promises as never, dir: '/restored' });
         const original = makeVolume(Number(url.searchParams.get('mib') ?? '1'));
         const differences: string[] = [];
         for (const path of Object.keys(demoTree(0))) {
@@ -214,7 +208,7 @@ export default {
       if (url.pathname === '/file') {
         let requests = 0;
         const counted: ObjectStore = { ...store, location: store.location, getRange: (...args) => (requests++, store.getRange(...args)) };
-        const image = await openBackup(url.searchParams.get('id')!, { store: counted, codecs: await workerCodecs() });
+        const image = await openBackup(url.searchParams.get('id')!, { store: counted });
         const bytes = await image.readFile(url.searchParams.get('path') ?? '/readme.txt');
         return new Response(bytes as Uint8Array<ArrayBuffer>, { headers: { 'x-ranged-requests': String(requests) } });
       }

@@ -14,6 +14,7 @@ import { MetadataCursor, MetadataReader, type HeldBlocks } from './metadata-read
 import { decodeDataBlock, decodeDataBlockAsync, fragmentTail, layoutOf, MAX_RUN_BYTES, planRuns, storedLength, tailOf, type FileLayout } from './data.js';
 import { checkRange } from './source.js';
 import type { StoredFileData } from '../../source/source.js';
+import type { FragmentEntry } from '../fragment-table.js';
 import { FragmentLookup, IdLookup, LookupTable, XattrLookup } from './tables.js';
 import type {
   DirEntry, EntryStat, EntryType, FileChunk, ImageInfo, ImagePath, RandomAccessSource, WalkEntry, Xattr,
@@ -472,6 +473,7 @@ export class SquashfsImage {
     return {
       compressionId, blockSize, size: inode.fileSize, words, block: read,
       identity: `${inode.blocksStart}:${inode.fileSize}:${inode.fragmentIndex}:${inode.fragmentOffset}`,
+      at: { blocksStart: inode.blocksStart, fragmentIndex: inode.fragmentIndex, fragmentOffset: inode.fragmentOffset },
       tail: async () => {
         if (tailLength === 0) return new Uint8Array(0);
         if (inode.fragmentIndex !== NO_INDEX) {
@@ -483,6 +485,27 @@ export class SquashfsImage {
         return decodeDataBlock(this.codec, await read(last), words[last]!, tailLength, false, starts[last]!);
       },
     };
+  }
+
+  /**
+   * Where the data and fragment blocks lie: from the end of the superblock
+   * and compressor options to the inode table.
+   */
+  async dataRegion(): Promise<{ offset: number; length: number }> {
+    const sb = this.superblock;
+    let offset = SUPERBLOCK_SIZE;
+    if (sb.flags & Flag.COMPRESSOR_OPTIONS) {
+      const h = await this.source.read(SUPERBLOCK_SIZE, 2);
+      offset += 2 + decodeMetadataHeader(h[0]! | (h[1]! << 8), SUPERBLOCK_SIZE).storedLength;
+    }
+    return { offset, length: sb.inodeTableStart - offset };
+  }
+
+  /** Every entry of the fragment table, in order. */
+  async fragmentEntries(): Promise<FragmentEntry[]> {
+    const entries: FragmentEntry[] = [];
+    for (let i = 0; i < this.superblock.fragmentEntryCount; i++) entries.push(await this.fragments.get(i));
+    return entries;
   }
 
   /** Reads a file's blocks in runs of adjacent blocks, then its fragment tail. */

@@ -4,7 +4,7 @@ import { sourceError } from '../../source/fs-source.js';
 import { displayPath } from '../../source/paths.js';
 import type { SourceFile, SourcePath, StoredFileData, TreeSource } from '../../source/source.js';
 import { isAllZero } from '../bytes.js';
-import { NO_INDEX } from '../constants.js';
+import { DATA_SIZE_MASK, NO_INDEX } from '../constants.js';
 import type { FragmentEntry } from '../fragment-table.js';
 import { DigestIndex } from './digest-index.js';
 import type { EntryTable } from './entries.js';
@@ -34,6 +34,12 @@ export interface DataWriterOptions {
    * compressor and block size has them copied verbatim.
    */
   compressionId?: number;
+  /**
+   * A region of another image taken in whole (WriterOptions.reuse), moved
+   * by `shift` bytes: files whose data lies there point into it, and its
+   * fragment entries come first in this image's fragment table.
+   */
+  reuse?: { origin: string; shift: number; fragments: readonly FragmentEntry[] };
   /** Small files read ahead of the one being written (default 32). */
   readAhead?: number;
   signal?: AbortSignal;
@@ -106,6 +112,8 @@ export class DataWriter {
   /** Files closed once the blocks read from their descriptors elsewhere are done. */
   private readonly closing: Promise<void>[] = [];
   private readonly turns = new EventLoopTurns();
+  /** Files placeReused pointed into the reused region. */
+  private placed: number[] = [];
   private slab = new Uint8Array(0);
   private slabUsed = 0;
 
@@ -118,6 +126,86 @@ export class DataWriter {
   ) {
     this.layouts = new FileLayouts(entries, files, options.blockSize);
     this.fragment = this.newFragment();
+    const shift = options.reuse?.shift ?? 0;
+    for (const entry of options.reuse?.fragments ?? []) this.fragments.push({ start: entry.start + shift, size: entry.size });
+  }
+
+  /**
+   * Points every file whose data lies in the reused region there (nothing
+   * is written for them). Returns the files left to write, how many bytes
+   * of the region the placed files use (each stored run and fragment block
+   * once), and the placed files' own bytes.
+   */
+  async placeReused(files: Uint32Array): Promise<{ rest: Uint32Array; used: number; bytes: number }> {
+    const { reuse } = this.options;
+    if (!reuse || !this.source.storedData) return { rest: files, used: 0, bytes: 0 };
+    const rest: number[] = [];
+    const fragmentsUsed = new Set<number>();
+    let used = 0;
+    let bytes = 0;
+    for (const file of files) {
+      await this.turns.pause();
+      throwIfAborted(this.options.signal);
+      const data = this.entries.size[file] === 0 ? undefined : await this.storedData(file);
+      if (!data?.at || data.origin !== reuse.origin) {
+        rest.push(file);
+        continue;
+      }
+      if (this.place(file, data, data.at, reuse.shift)) for (const word of data.words) used += word & DATA_SIZE_MASK;
+      bytes += data.size;
+      const index = data.at.fragmentIndex;
+      if (index !== NO_INDEX && !fragmentsUsed.has(index) && index < reuse.fragments.length) {
+        fragmentsUsed.add(index);
+        used += reuse.fragments[index]!.size & DATA_SIZE_MASK;
+      }
+      this.placed.push(file);
+    }
+    return { rest: Uint32Array.from(rest), used, bytes };
+  }
+
+  /** Takes back what placeReused did: every file is written anew, and the region's fragment entries go. */
+  unplace(): void {
+    const { layouts } = this;
+    for (const file of this.placed) {
+      layouts.dataOf[file] = file;
+      layouts.fragment[file] = NO_INDEX;
+      layouts.fragmentOffset[file] = 0;
+      layouts.sparse.delete(file);
+    }
+    this.placed = [];
+    this.copied.clear();
+    this.wordsUsed = 0;
+    this.fragments.length = 0;
+  }
+
+  /**
+   * A file's layout as its image has it, moved with the region (duplicates
+   * share it, as there). Returns false for a duplicate of a file placed before.
+   */
+  private place(entry: number, data: StoredFileData, at: NonNullable<StoredFileData['at']>, shift: number): boolean {
+    const { layouts } = this;
+    const { blockSize } = this.options;
+    const earlier = this.options.dedupe ? this.copied.get(data.identity) : undefined;
+    if (earlier !== undefined) {
+      layouts.dataOf[entry] = earlier;
+      return false;
+    }
+    this.copied.set(data.identity, entry);
+    const firstWord = this.wordsUsed;
+    this.wordsUsed += Math.ceil(data.size / blockSize);
+    layouts.firstWord[entry] = firstWord;
+    layouts.words.set(data.words, firstWord);
+    layouts.blocksStart[entry] = at.blocksStart + shift;
+    if (at.fragmentIndex !== NO_INDEX) {
+      layouts.fragment[entry] = at.fragmentIndex;
+      layouts.fragmentOffset[entry] = at.fragmentOffset;
+    }
+    let sparse = 0;
+    data.words.forEach((word, i) => {
+      if (word === 0) sparse += Math.min(blockSize, data.size - i * blockSize);
+    });
+    if (sparse > 0) layouts.sparse.set(entry, sparse);
+    return true;
   }
 
   private newFragment(): Uint8Array {
@@ -223,7 +311,9 @@ export class DataWriter {
         return;
       }
       const check = this.options.createHash();
-      await this.writeData(entry, readAt, check);
+      // The same bytes again: read once as far as progress goes.
+      const reread: ReadAt = (position, length) => this.readExactly(file, entry, position, length, false);
+      await this.writeData(entry, reread, check);
       if (toHex(check.digest()) !== toHex(digest)) throw this.changed(entry, 'its contents changed between two reads');
       this.seen.set(size, digest, entry);
     } finally {
@@ -270,7 +360,11 @@ export class DataWriter {
       const word = data.words[index]!;
       return { bytes: word === 0 ? new Uint8Array(0) : await data.block(index), word };
     };
-    await this.writeData(entry, () => data.tail(), undefined, storeAt);
+    const tail: ReadAt = async (_position, length) => {
+      onRead?.(length);
+      return data.tail();
+    };
+    await this.writeData(entry, tail, undefined, storeAt);
   }
 
   /** Blocks of this file read and stored through its descriptor elsewhere, when the options allow it. */
@@ -428,7 +522,8 @@ export class DataWriter {
     });
   }
 
-  private async readExactly(file: SourceFile, entry: number, position: number, length: number): Promise<Uint8Array> {
+  /** Reads a block of a file; `counted` false: a second read of bytes already reported (onRead). */
+  private async readExactly(file: SourceFile, entry: number, position: number, length: number, counted = true): Promise<Uint8Array> {
     const buffer = this.options.blockBuffer?.(length) ?? new Uint8Array(length);
     let filled = 0;
     while (filled < length) {
@@ -436,7 +531,7 @@ export class DataWriter {
       if (n === 0) throw this.changed(entry, `it ended at ${position + filled} bytes, ${this.entries.size[entry]} were expected`);
       filled += n;
     }
-    this.options.onRead?.(length);
+    if (counted) this.options.onRead?.(length);
     return buffer;
   }
 

@@ -1,3 +1,4 @@
+import { SquashfsError } from '../../errors.js';
 import { DATA_UNCOMPRESSED } from '../constants.js';
 import type { Codec } from '../../codecs/codec.js';
 
@@ -9,6 +10,12 @@ import type { Codec } from '../../codecs/codec.js';
 export interface ImageSink {
   write(chunk: Uint8Array): void | Promise<void>;
   finish(superblock: Uint8Array): void | Promise<void>;
+  /**
+   * The image's next `length` bytes are bytes [offset, offset + length) of
+   * the image a region is reused from (WriterOptions.reuse), put in place
+   * without passing through here (e.g. copied on a store's side).
+   */
+  reuse?(offset: number, length: number): void | Promise<void>;
 }
 
 /** A data or fragment block as stored: its bytes and its size word. */
@@ -75,6 +82,14 @@ export class OrderedOutput {
     this.queue.push({ result: promise, done, block });
     if (block) this.blocks++;
     while (this.blocks > this.maxInFlight) await this.drainOne();
+  }
+
+  /** Puts a reused region's bytes next (see ImageSink.reuse), once everything queued before is written. */
+  async reuse(offset: number, length: number): Promise<void> {
+    await this.flush();
+    if (!this.sink.reuse) throw new SquashfsError('INVALID_OPTION', 'the image sink cannot take a reused region');
+    await this.sink.reuse(offset, length);
+    this.position += length;
   }
 
   /** Learns the offset at which the next queued byte will land, once everything before it is written. */

@@ -1,4 +1,4 @@
-import { checkCanCompress, checkLevel, codecByName, type Codec, type CodecRegistry } from '../../codecs/codec.js';
+import { checkCanCompress, checkLevel, codecByName, configureCodec, hasCompressorOptions, type Codec, type CodecRegistry, type CompressorOptions } from '../../codecs/codec.js';
 import { defaultCodecs } from '../../codecs/index.js';
 import { SquashfsError, throwIfAborted } from '../../errors.js';
 import { sha256, type HashFactory } from '../../hash.js';
@@ -6,7 +6,7 @@ import type { ExcludeFilter } from '../../source/exclude.js';
 import type { SourcePath, TreeSource } from '../../source/source.js';
 import { DEFAULT_BLOCK_SIZE, DEVICE_BLOCK, Flag, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE } from '../constants.js';
 import { encodeExportTable } from '../export-table.js';
-import { encodeFragmentTable } from '../fragment-table.js';
+import { encodeFragmentTable, type FragmentEntry } from '../fragment-table.js';
 import { IdTable } from '../id-table.js';
 import { encodeLookupTable, encodeMetadataBlock, type BlockCompressor } from '../metadata.js';
 import { encodeSuperblock, SUPERBLOCK_SIZE } from '../superblock.js';
@@ -35,6 +35,12 @@ export interface WriterOptions {
   compression?: string;
   /** Compression level; default the codec's (gzip 9). */
   level?: number;
+  /**
+   * Settings beyond the level, as mksquashfs's -X options (xz: dictionary
+   * size and filters); written to the compressor options as mksquashfs
+   * writes them. Plain data: a compression pool's threads get the same.
+   */
+  compressorOptions?: CompressorOptions;
   /** Data block size: a power of two from 4 KiB to 1 MiB; default 128 KiB. */
   blockSize?: number;
   /** 'default' packs files smaller than a block; 'never' = -no-fragments; 'always' = -always-use-fragments. */
@@ -72,10 +78,36 @@ export interface WriterOptions {
    */
   blockBuffer?: (length: number) => Uint8Array;
   createHash?: HashFactory;
+  /**
+   * A region of another image (its data blocks and fragments) to take in
+   * whole, right after the compressor options: the sink's `reuse` puts it
+   * in place, and every file whose StoredFileData lies there (same
+   * `origin`) points into it instead of being written again. Its fragment
+   * entries keep their indexes. Bytes of the region no file uses are
+   * carried along: readers never look at them.
+   */
+  reuse?: ReusedRegion;
   /** Blocks compressed ahead of the one being written (default 8). */
   maxInFlight?: number;
   signal?: AbortSignal;
   onProgress?: (progress: WriterProgress) => void;
+}
+
+/** See WriterOptions.reuse. */
+export interface ReusedRegion {
+  /** The image's name in its files' StoredFileData.origin. */
+  origin: string;
+  /** Where the region starts in its image, and how long it is. */
+  offset: number;
+  length: number;
+  /** The image's fragment table. */
+  fragments: readonly FragmentEntry[];
+  /**
+   * Take the region only when at most this share of it is unused by the
+   * files that point into it (default 1: always); else every file is
+   * written anew.
+   */
+  maxUnused?: number;
 }
 
 export interface WriteResult {
@@ -99,14 +131,15 @@ export interface WriteResult {
  * calls it first; a caller that starts threads for it calls it before.
  */
 export function resolveWriterOptions(options: WriterOptions): { codec: Codec; level: number; blockSize: number } {
-  const codec = codecByName(options.codecs ?? defaultCodecs(), options.compression ?? 'gzip');
-  const level = options.level ?? codec.defaultLevel;
-  checkLevel(codec, level);
-  checkCanCompress(codec, level);
+  const named = codecByName(options.codecs ?? defaultCodecs(), options.compression ?? 'gzip');
+  const level = options.level ?? named.defaultLevel;
+  checkLevel(named, level);
   const blockSize = options.blockSize ?? DEFAULT_BLOCK_SIZE;
   if (!Number.isInteger(blockSize) || blockSize < MIN_BLOCK_SIZE || blockSize > MAX_BLOCK_SIZE || (blockSize & (blockSize - 1)) !== 0) {
     throw new SquashfsError('INVALID_OPTION', `block size must be a power of two from ${MIN_BLOCK_SIZE} to ${MAX_BLOCK_SIZE}, got ${blockSize}`);
   }
+  const codec = configureCodec(named, options.compressorOptions, blockSize);
+  checkCanCompress(codec, level);
   if (options.mtime !== undefined && (!Number.isInteger(options.mtime) || options.mtime < 0 || options.mtime > 0xffffffff)) {
     throw new SquashfsError('INVALID_OPTION', `mtime must be whole seconds from 0 to 4294967295, got ${options.mtime}`);
   }
@@ -146,16 +179,22 @@ export async function writeImage(source: TreeSource, root: SourcePath, sink: Ima
       return sink.write(chunk);
     },
     finish: (superblock) => sink.finish(superblock),
+    reuse: sink.reuse && ((offset, length) => {
+      progress.bytesWritten += length;
+      return sink.reuse!(offset, length);
+    }),
   };
   const out = new OrderedOutput(counting, options.maxInFlight ?? 8);
   await out.push(new Uint8Array(SUPERBLOCK_SIZE));
   let flags = Flag.DUPLICATES;
-  const compressorOptions = codec.encodeOptions(level);
+  const compressorOptions = codec.encodeOptions(level, blockSize);
   if (compressorOptions) {
     flags |= Flag.COMPRESSOR_OPTIONS;
     await out.push(encodeMetadataBlock(compressorOptions, () => compressorOptions));
   }
 
+  const { reuse } = options;
+  const shift = reuse ? out.position - reuse.offset : 0;
   const data = new DataWriter(source, tree.entries, tree.files, out, {
     pathOf: tree.pathOf,
     blockSize,
@@ -166,12 +205,30 @@ export async function writeImage(source: TreeSource, root: SourcePath, sink: Ima
     createHash: options.createHash ?? sha256,
     blockBuffer: options.blockBuffer,
     storeFileBlock: options.storeFileBlock ? (fd, position, length) => options.storeFileBlock!(fd, position, length, level) : undefined,
-    compressionId: codec.id,
+    // Blocks of another image are copied only where its compressor settings surely fit ours (xz's dictionary may not).
+    compressionId: hasCompressorOptions(options.compressorOptions) ? undefined : codec.id,
+    reuse: reuse && { origin: reuse.origin, shift, fragments: reuse.fragments },
     signal: options.signal,
-    onRead: (bytes) => (progress.bytesRead += bytes),
+    // Reported every 4 MiB read, within a file too: a large file moves the progress as it is read.
+    onRead: (bytes) => {
+      progress.bytesRead += bytes;
+      if (progress.bytesRead - lastReport >= 4 * 1024 * 1024) {
+        lastReport = progress.bytesRead;
+        report();
+      }
+    },
   });
   let lastReport = 0;
-  await data.writeFiles(tree.files, () => {
+  const placed = await data.placeReused(tree.files);
+  let files = placed.rest;
+  if (reuse && placed.used >= (1 - (reuse.maxUnused ?? 1)) * reuse.length) {
+    await out.reuse(reuse.offset, reuse.length);
+    progress.bytesRead += placed.bytes; // the placed files are done: progress still ends at the total
+  } else if (reuse) {
+    data.unplace(); // too much of the region would be carried along unused
+    files = tree.files;
+  }
+  await data.writeFiles(files, () => {
     progress.files++;
     if (progress.bytesRead - lastReport >= 4 * 1024 * 1024) {
       lastReport = progress.bytesRead;

@@ -1,0 +1,297 @@
+import { SquashfsError } from '../errors.js';
+import { locateWasm, nodeBuiltin, nodeWasmLocator, type WasmLocator } from './node-builtin.js';
+
+/**
+ * A small driver for the liblzma build shipped by `node-liblzma` (its
+ * `lib/wasm/liblzma.wasm`: xz-utils' liblzma 5.8.2 built by Emscripten,
+ * the same library mksquashfs links). Only the `.wasm` is used, never the
+ * package's JS or its native addon: the build copies the file to
+ * dist/xz.wasm, so the package is a dev dependency only. The module is
+ * instantiated here with `new WebAssembly.Instance(module, imports)`, which
+ * works from a precompiled `WebAssembly.Module` (a Worker's `.wasm` import)
+ * as well as from one compiled on Node.
+ *
+ * Blocks are compressed with `lzma_stream_buffer_encode`, as squashfs-tools
+ * does: one .xz stream with a CRC32 check, LZMA2 behind an optional
+ * branch/call/jump filter, the LZMA2 options of an xz preset with the
+ * dictionary size set by the caller.
+ *
+ * The build's import and export names are minified; the table below maps
+ * them for the pinned package version (4.0.2; the mapping is the one in its
+ * `lib/wasm/liblzma.js`). The module's shape is checked and a self-test
+ * run, so another build fails loudly instead of misbehaving.
+ */
+
+/** The npm package whose wasm this driver runs (pinned exactly in package.json). */
+export const XZ_WASM_PACKAGE = 'node-liblzma';
+/** The module's file in that package, as its `exports` map names it. */
+const XZ_WASM_SPECIFIER = 'node-liblzma/wasm/liblzma.wasm';
+/** This package's copy of it, which the build puts beside the bundles (`dist/xz.wasm`). */
+const BUILT_WASM_FILE = 'xz.wasm';
+
+/** What each (minified) export of the build is. */
+const EXPORTS = {
+  memory: 'b',
+  callCtors: 'c', // __wasm_call_ctors
+  versionString: 'e', // lzma_version_string()
+  streamBufferEncode: 'n', // lzma_stream_buffer_encode(filters, check, allocator, in, in_size, out, out_pos, out_size)
+  malloc: 's',
+  free: 't',
+} as const;
+
+const ARITY: Record<Exclude<keyof typeof EXPORTS, 'memory'>, number> = {
+  callCtors: 0,
+  versionString: 0,
+  streamBufferEncode: 8,
+  malloc: 1,
+  free: 1,
+};
+
+/** The one import the build expects: a.a, emscripten_resize_heap. */
+const IMPORTS = ['a.a:function'];
+
+const MAX_HEAP = 256 * 1024 * 1024; // the build's memory maximum
+const PAGE = 65536;
+
+// liblzma's constants (lzma/*.h).
+const LZMA_OK = 0;
+const LZMA_BUF_ERROR = 10;
+const LZMA_CHECK_CRC32 = 1;
+const LZMA_FILTER_LZMA2 = 0x21;
+const LZMA_MODE_FAST = 1;
+const LZMA_MODE_NORMAL = 2;
+const LZMA_MF_HC3 = 0x03;
+const LZMA_MF_HC4 = 0x04;
+const LZMA_MF_BT4 = 0x14;
+/** sizeof(lzma_options_lzma) in 5.x on wasm32 is 96; the rest is zeroed room. */
+const OPTIONS_BYTES = 128;
+/** sizeof(lzma_filter) on wasm32: a u64 id and a pointer, padded to 16. */
+const FILTER_BYTES = 16;
+
+/**
+ * The LZMA2 settings of xz's presets 0-9 (lzma_lzma_preset: literal
+ * context 3, position bits 2; 0-3 fast mode with hash chains, 4-9 normal
+ * mode with binary trees), the dictionary aside.
+ */
+function presetSettings(preset: number): { mode: number; niceLength: number; matchFinder: number; depth: number } {
+  if (preset <= 3) {
+    return { mode: LZMA_MODE_FAST, matchFinder: preset === 0 ? LZMA_MF_HC3 : LZMA_MF_HC4, niceLength: preset <= 1 ? 128 : 273, depth: [4, 8, 24, 48][preset]! };
+  }
+  return { mode: LZMA_MODE_NORMAL, matchFinder: LZMA_MF_BT4, niceLength: preset === 4 ? 16 : preset === 5 ? 32 : 64, depth: 0 };
+}
+
+type Fn = (...args: number[]) => number;
+
+interface Exports {
+  memory: WebAssembly.Memory;
+  callCtors: Fn;
+  versionString: Fn;
+  streamBufferEncode: Fn;
+  malloc: Fn;
+  free: Fn;
+}
+
+function wasmError(message: string): never {
+  throw new SquashfsError('CODEC_ERROR', `xz (wasm): ${message}`);
+}
+
+/** Throws unless `module` has the imports and exports of the pinned build. */
+function checkModuleShape(module: WebAssembly.Module): void {
+  const imports = WebAssembly.Module.imports(module).map((i) => `${i.module}.${i.name}:${i.kind}`).sort();
+  if (imports.join(',') !== IMPORTS.join(',')) {
+    wasmError(`the WebAssembly module is not ${XZ_WASM_PACKAGE}'s liblzma.wasm (imports ${imports.join(', ') || 'none'})`);
+  }
+  const exports = new Map(WebAssembly.Module.exports(module).map((e) => [e.name, e.kind]));
+  for (const [meaning, name] of Object.entries(EXPORTS)) {
+    const kind = exports.get(name);
+    const want = meaning === 'memory' ? 'memory' : 'function';
+    if (kind !== want) wasmError(`the WebAssembly module is not ${XZ_WASM_PACKAGE}'s liblzma.wasm (export "${name}" for ${meaning} is ${kind ?? 'missing'})`);
+  }
+}
+
+/** One xz block to make: the preset (0-9), the LZMA2 dictionary and an optional BCJ filter id before LZMA2. */
+export interface XzEncoding {
+  preset: number;
+  dictionarySize: number;
+  /** A branch/call/jump filter id (0x04 x86 ... 0x0a arm64), or 0 for none. */
+  filter: number;
+}
+
+/**
+ * One instance of liblzma, with its options, filter chain and buffers in
+ * its memory, kept between blocks. Not reentrant (nothing here yields), one
+ * per thread.
+ */
+export class XzWasm {
+  private x: Exports;
+  private options = 0;
+  private filters = 0;
+  private outPos = 0;
+  private src = 0;
+  private srcCapacity = 0;
+  private dst = 0;
+  private dstCapacity = 0;
+  /** liblzma's version, e.g. "5.8.2". */
+  readonly version: string;
+
+  constructor(private readonly module: WebAssembly.Module) {
+    checkModuleShape(module);
+    this.x = this.instantiate();
+    this.version = this.readVersion();
+    if (!/^5\.\d+\.\d+/.test(this.version)) wasmError(`self-test failed: lzma_version_string() is "${this.version}"`);
+  }
+
+  private instantiate(): Exports {
+    let memory: WebAssembly.Memory | undefined;
+    const resizeHeap = (requested: number): number => {
+      requested >>>= 0;
+      const current = memory!.buffer.byteLength;
+      if (requested > MAX_HEAP) return 0;
+      // Like Emscripten: grow by at least 20% (capped at +96 MiB) to limit the number of grows.
+      for (const extra of [0.2, 0.1, 0.05, 0]) {
+        const target = Math.min(MAX_HEAP, Math.max(requested, Math.min(current * (1 + extra), requested + 96 * 2 ** 20)));
+        try {
+          memory!.grow(Math.ceil((target - current) / PAGE));
+          return 1;
+        } catch {
+          // try a smaller step
+        }
+      }
+      return 0;
+    };
+    let instance: WebAssembly.Instance;
+    try {
+      instance = new WebAssembly.Instance(this.module, { a: { a: resizeHeap } });
+    } catch (cause) {
+      throw new SquashfsError('CODEC_ERROR', `xz (wasm): cannot instantiate: ${(cause as Error).message}`, { cause });
+    }
+    const raw = instance.exports as Record<string, unknown>;
+    const x = Object.fromEntries(Object.entries(EXPORTS).map(([meaning, name]) => [meaning, raw[name]])) as unknown as Exports;
+    for (const [meaning, arity] of Object.entries(ARITY)) {
+      const fn = (x as unknown as Record<string, Fn>)[meaning];
+      if (fn.length !== arity) wasmError(`export for ${meaning} takes ${fn.length} arguments, expected ${arity}: not the pinned liblzma.wasm build`);
+    }
+    memory = x.memory;
+    x.callCtors();
+    this.options = x.malloc(OPTIONS_BYTES) >>> 0;
+    this.filters = x.malloc(3 * FILTER_BYTES) >>> 0;
+    this.outPos = x.malloc(8) >>> 0;
+    if (!this.options || !this.filters || !this.outPos) wasmError('out of memory for the encoder settings');
+    this.src = this.srcCapacity = this.dst = this.dstCapacity = 0;
+    return x;
+  }
+
+  private readVersion(): string {
+    const heap = new Uint8Array(this.x.memory.buffer);
+    const at = this.x.versionString() >>> 0;
+    let end = at;
+    while (end < heap.length && heap[end] !== 0 && end - at < 32) end++;
+    return String.fromCharCode(...heap.subarray(at, end));
+  }
+
+  /**
+   * One .xz stream (CRC32 check) for `data`, or undefined when it would
+   * take `capacity` bytes or more (the block is then stored raw).
+   */
+  encode(data: Uint8Array, encoding: XzEncoding, capacity: number): Uint8Array | undefined {
+    try {
+      return this.encodeOnce(data, encoding, capacity);
+    } catch (error) {
+      // A trap leaves the instance in an unknown state: start a new one for the next block.
+      this.x = this.instantiate();
+      if (error instanceof SquashfsError) throw error;
+      throw new SquashfsError('CODEC_ERROR', `xz (wasm): compression of ${data.length} bytes failed: ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  private encodeOnce(data: Uint8Array, encoding: XzEncoding, capacity: number): Uint8Array | undefined {
+    const x = this.x;
+    this.reserve(data.length, capacity);
+    const settings = presetSettings(encoding.preset);
+    let words = new Uint32Array(x.memory.buffer);
+    const o = this.options >>> 2;
+    words.fill(0, o, o + OPTIONS_BYTES / 4);
+    // lzma_options_lzma: dict_size, preset_dict, preset_dict_size, lc, lp, pb, mode, nice_len, mf, depth.
+    words[o] = encoding.dictionarySize;
+    words[o + 3] = 3;
+    words[o + 4] = 0;
+    words[o + 5] = 2;
+    words[o + 6] = settings.mode;
+    words[o + 7] = settings.niceLength;
+    words[o + 8] = settings.matchFinder;
+    words[o + 9] = settings.depth;
+    // lzma_filter[]: { u64 id, void *options }, ended by LZMA_VLI_UNKNOWN.
+    let f = this.filters >>> 2;
+    words.fill(0, f, f + (3 * FILTER_BYTES) / 4);
+    if (encoding.filter !== 0) {
+      words[f] = encoding.filter;
+      f += FILTER_BYTES / 4;
+    }
+    words[f] = LZMA_FILTER_LZMA2;
+    words[f + 2] = this.options;
+    f += FILTER_BYTES / 4;
+    words[f] = 0xffffffff;
+    words[f + 1] = 0xffffffff;
+    words[this.outPos >>> 2] = 0;
+    new Uint8Array(x.memory.buffer, this.src, data.length).set(data);
+    const result = x.streamBufferEncode(this.filters, LZMA_CHECK_CRC32, 0, this.src, data.length, this.dst, this.outPos, capacity);
+    if (result === LZMA_BUF_ERROR) return undefined;
+    if (result !== LZMA_OK) wasmError(`lzma_stream_buffer_encode returned ${result} on ${data.length} bytes (preset ${encoding.preset}, dictionary ${encoding.dictionarySize}, filter 0x${encoding.filter.toString(16)})`);
+    words = new Uint32Array(x.memory.buffer);
+    const length = words[this.outPos >>> 2]!;
+    return new Uint8Array(x.memory.buffer, this.dst, length).slice();
+  }
+
+  /** Makes the input and output areas at least this large. */
+  private reserve(input: number, output: number): void {
+    const x = this.x;
+    if (input > this.srcCapacity || this.src === 0) {
+      if (this.src !== 0) x.free(this.src);
+      this.srcCapacity = Math.max(input, 1);
+      this.src = x.malloc(this.srcCapacity) >>> 0;
+    }
+    if (output > this.dstCapacity || this.dst === 0) {
+      if (this.dst !== 0) x.free(this.dst);
+      this.dstCapacity = Math.max(output, 1);
+      this.dst = x.malloc(this.dstCapacity) >>> 0;
+    }
+    if (this.src === 0 || this.dst === 0) wasmError(`out of memory for ${input} + ${output} bytes`);
+  }
+}
+
+/** Instantiates xz.wasm from a compiled module (synchronous: no code generation, allowed in workerd). */
+export function instantiateXzWasm(module: WebAssembly.Module): XzWasm {
+  if (!(module instanceof WebAssembly.Module)) {
+    throw new SquashfsError('INVALID_OPTION', 'xz: `module` must be a WebAssembly.Module (in a Worker, import the package\'s xz.wasm as a module)');
+  }
+  return new XzWasm(module);
+}
+
+/** The module's file: the package's dist/xz.wasm, else (running from the sources) the dev dependency's. */
+export function xzWasmPath(node: WasmLocator, from: string): string {
+  return locateWasm(node, from, BUILT_WASM_FILE, XZ_WASM_SPECIFIER);
+}
+
+let nodeModule: Promise<WebAssembly.Module> | undefined;
+
+/**
+ * Node only: reads xz.wasm (see xzWasmPath) and compiles it, once per
+ * thread. The result can be passed to `createXzCodec({ module })` or posted
+ * to worker threads. Elsewhere it rejects with UNSUPPORTED_COMPRESSOR.
+ */
+export function loadXzWasmModule(): Promise<WebAssembly.Module> {
+  nodeModule ??= (async () => {
+    try {
+      const { readFile } = await nodeBuiltin<typeof import('node:fs/promises')>('fs/promises');
+      return await WebAssembly.compile(await readFile(xzWasmPath(await nodeWasmLocator(), import.meta.url)));
+    } catch (cause) {
+      nodeModule = undefined;
+      throw new SquashfsError(
+        'UNSUPPORTED_COMPRESSOR',
+        `xz compression needs the package's ${BUILT_WASM_FILE}: pass it as { module } (a WebAssembly.Module; in a Worker, import it as a module), or run on Node (${(cause as Error).message})`,
+        { cause },
+      );
+    }
+  })();
+  return nodeModule;
+}
