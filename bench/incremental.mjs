@@ -7,7 +7,8 @@
 //   3. 1 % of the files appended, +10, −10     createBackup({base: <the full backup's handle>}): layer 2
 //   4. more edit sets like 3., each a delta over the previous one, up to an 8-layer chain; then the
 //      chain's top and a full backup of the same tree are restored (restoreBackup) and compared
-//   5. compactBackup of the chain, against the full backup of the same tree
+//   5. compactBackup of the chain (the full backup's data region copied on the server with UploadPartCopy), against
+//      the full backup of the same tree
 //   6. the reference at every backup checkpoint: mksquashfs, then a multipart upload of the whole
 //      image (as link.mjs's reference backup); and its restore of the final image
 //

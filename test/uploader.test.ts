@@ -68,16 +68,18 @@ describe('StreamUpload to S3 (s3rver behind the fault proxy)', () => {
   const data = pseudoRandomBytes(23 * MiB + 1234, 11);
   const head = pseudoRandomBytes(96, 12);
 
-  it('uploads parts of equal size out of order, part 1 after every other part started, with its head patched; the object is byte-identical', async () => {
+  it('uploads parts of equal size out of order, part 1 once its head is patched, after every whole part started; the object is byte-identical', async () => {
     const result = await upload(viaProxy(), 'a/image.sqfs', data, { concurrency: 3 }, head);
     expect(result).toMatchObject({ size: data.length, parts: 5, partSize: 5 * MiB });
     expectSame(await readAll(direct(), 'a/image.sqfs'), expected(data, head));
     expect(s3.violations).toEqual([]);
     const [record] = [...s3.uploads.values()];
     expect(record!.state).toBe('completed');
-    // Part 1 (the superblock) is sent only once every other part has been handed out.
+    // Part 1 (the superblock) is sent only once its head is patched: after every whole part has been
+    // handed out, beside the last, partial one (handed out by complete()).
     const started = s3.requests.filter((r) => r.op === 'part').map((r) => r.partNumber);
-    expect(started.at(-1)).toBe(1);
+    expect(started.slice(-2)).toContain(1);
+    expect(started.indexOf(1)).toBeGreaterThanOrEqual(3);
     expect(record!.arrivals).toContain(1);
     expect([...record!.sizes.values()].filter((s) => s !== 5 * MiB)).toEqual([3 * MiB + 1234]);
     // The head check came after completing.

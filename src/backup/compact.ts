@@ -34,6 +34,9 @@ export interface CompactBackupOptions {
   onProgress?: (progress: BackupProgress) => void;
 }
 
+/** A delta of the chain at most this large is fetched whole when the compaction opens it. */
+const WHOLE_LAYER_BYTES = 16 * 1024 * 1024;
+
 /** `reuseBase` by default: a region this large at least, and at most this share of it unused. */
 const REUSE_MIN_BYTES = 16 * 1024 * 1024;
 const REUSE_MAX_UNUSED = 0.25;
@@ -50,10 +53,13 @@ export async function compactBackupWith(runtime: BackupRuntime, backup: Director
   const store = options.store ?? (await runtime.defaultStore?.());
   if (!store) throw new BackupError('INVALID_BACKUP_CONFIG', 'no store configured: pass `store` (s3Store, r2Store, localStore)');
   const { signal } = options;
+  // The codecs load (zstd's WASM compiles) while the chain's handles are read.
+  const codecsLoading = Promise.resolve(options.codecs ?? runtime.codecs());
+  codecsLoading.catch(() => undefined); // awaited below
   const top = await resolveBackup(backup, { store, signal });
   checkNotExpired(top);
   const layers = await resolveChain(top, { store, signal });
-  const codecs = await (options.codecs ?? runtime.codecs());
+  const codecs = await codecsLoading;
   const left = Math.floor((Date.parse(top.expiresAt) - Date.now()) / 1000);
   // The same checks as a backup's options (name, ttl).
   const config: Config = checkOptions({
@@ -63,7 +69,9 @@ export async function compactBackupWith(runtime: BackupRuntime, backup: Director
   const images: SquashfsImage[] = [];
   try {
     // Opened at once: each is a few round trips (its size, superblock and tables).
-    const opened = await Promise.allSettled(layers.map((layer) => openLayer(layer, { store, signal, codecs, wholeTables: true })));
+    // The deltas above the full backup are fetched whole when small: their files are read anyway, and not then one by one.
+    const whole = (layer: DirectoryBackup, i: number) => i > 0 && layer.size <= WHOLE_LAYER_BYTES;
+    const opened = await Promise.allSettled(layers.map((layer, i) => openLayer(layer, { store, signal, codecs, wholeTables: true, whole: whole(layer, i) })));
     for (const settled of opened) if (settled.status === 'fulfilled') images.push(settled.value);
     const failure = opened.find((settled): settled is PromiseRejectedResult => settled.status === 'rejected');
     if (failure) throw failure.reason;

@@ -213,16 +213,19 @@ async function create(runtime: BackupRuntime, asked: Config, options: CreateBack
   // The xattr lookup (Node: one getfattr run) starts now; the writer needs it only at the end.
   const xattrs = options.fs ? undefined : runtime.xattrs?.(dir);
   xattrs?.catch(() => undefined); // awaited below, unless a failure comes first
-  const codecs = await (options.codecs ?? runtime.codecs());
-  const config = compressionHere(asked, options, codecs, warnings);
+  // The codecs load (zstd's WASM compiles) while a delta's chain is fetched.
+  const codecsLoading = Promise.resolve(options.codecs ?? runtime.codecs());
+  codecsLoading.catch(() => undefined); // awaited below
   const id = runtime.randomUUID();
   let delta: { base: DirectoryBackup; plan: DeltaPlan } | undefined;
   try {
-    delta = await planIncremental(store, source, config, options, exclude, xattrs, codecs, warnings, runtime.createHash);
+    delta = await planIncremental(store, source, asked, options, exclude, xattrs, codecsLoading, warnings, runtime.createHash);
   } catch (error) {
     // A base that is missing, expired or damaged keeps its own code (BACKUP_NOT_FOUND, BACKUP_EXPIRED, ...).
     throw error instanceof BackupError ? error : asCreateError(error, dir, store, imageKey(id));
   }
+  const codecs = await codecsLoading;
+  const config = compressionHere(asked, options, codecs, warnings);
   const packed = delta ? deltaSource(source, delta.plan) : source;
   const sums: Sums | undefined = options.checksums ?? options.compare === 'content' ? new Map() : undefined;
   return storeImage(runtime, store, config, options, {
@@ -311,9 +314,9 @@ export async function storeImage(runtime: BackupRuntime, store: ObjectStore, con
       await uploading().write(chunk);
     },
     finish: async (superblock) => {
-      await hashing.settle();
       head = superblock.slice();
-      upload!.patchHead(head);
+      upload!.patchHead(head); // part 1 may go up now, while the reused region is still being hashed
+      await hashing.settle();
     },
     reuse: reuse && (async (offset, length) => {
       hashing.reuse(reuse.key, offset, length);
@@ -321,6 +324,8 @@ export async function storeImage(runtime: BackupRuntime, store: ObjectStore, con
     }),
   };
 
+  // The reused region is fetched for the hash from the start, while the tree is walked.
+  if (reuse) hashing.prefetch(reuse.key, reuse.region.offset, reuse.region.length);
   let result;
   try {
     result = await writeImage(packing.source, packing.root, sink, {
@@ -353,6 +358,7 @@ export async function storeImage(runtime: BackupRuntime, store: ObjectStore, con
     await upload?.abort(error);
     throw asCreateError(error, dir, store, key);
   } finally {
+    hashing.cancel();
     await compressor?.close();
   }
 
@@ -400,7 +406,7 @@ export async function storeImage(runtime: BackupRuntime, store: ObjectStore, con
  */
 async function planIncremental(
   store: ObjectStore, source: TreeSource, config: Config, options: CreateBackupOptions,
-  exclude: ExcludeFilter | undefined, xattrs: Promise<WriterOptions['xattrs']> | undefined, codecs: CodecRegistry, warnings: string[], createHash: HashFactory,
+  exclude: ExcludeFilter | undefined, xattrs: Promise<WriterOptions['xattrs']> | undefined, codecsLoading: Promise<CodecRegistry>, warnings: string[], createHash: HashFactory,
 ): Promise<{ base: DirectoryBackup; plan: DeltaPlan } | undefined> {
   if (options.base === undefined) return undefined;
   const { signal } = options;
@@ -426,6 +432,7 @@ async function planIncremental(
   const images = [];
   try {
     // Opened at once: each is a few round trips (its size, superblock and tables).
+    const codecs = await codecsLoading;
     const opening = layers.map((layer) => openLayer(layer, { store, signal, codecs, wholeTables: true }));
     const settled = await Promise.allSettled(opening);
     for (const result of settled) if (result.status === 'fulfilled') images.push(result.value);

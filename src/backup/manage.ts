@@ -2,6 +2,7 @@ import type { CodecRegistry } from '../codecs/codec.js';
 import { defaultCodecs } from '../codecs/index.js';
 import { BackupError } from '../errors.js';
 import { SquashfsImage } from '../squashfs/reader/image.js';
+import { concatBytes } from '../squashfs/bytes.js';
 import { decodeSuperblock, SUPERBLOCK_SIZE } from '../squashfs/superblock.js';
 import type { RandomAccessSource } from '../squashfs/reader/types.js';
 import { StoreError, type ObjectStore } from '../uploader/store.js';
@@ -86,6 +87,11 @@ export async function openBackup(backup: DirectoryBackup | string, options: Open
 
 /** Tables fetched whole by `openLayer({ wholeTables })`, at most. */
 const WHOLE_TABLES_MAX = 64 * 1024 * 1024;
+/** An image read whole (`openLayer({ whole })`) comes in pieces of at least this size, at most this many. */
+const WHOLE_PIECE = 1024 * 1024;
+const WHOLE_PIECES = 6;
+/** The image's start read with `wholeTables`: the superblock and the compressor options after it (each a round trip of its own otherwise). */
+const HEAD_BYTES = 4096;
 /** The image's end read beside its superblock, in the hope that it holds the tables (about 20 bytes an entry). */
 const TABLES_GUESS = 256 * 1024;
 
@@ -94,25 +100,38 @@ const TABLES_GUESS = 256 * 1024;
  * read by range; its stored size checked first. With `wholeTables`, for a
  * reader that will read all its metadata (a walk), the tables are fetched
  * with the size check and the superblock in one round trip (the image's
- * end, where the tables are, read beside them), not one per table.
+ * end, where the tables are, read beside them), not one per table. With
+ * `whole`, for a small image whose files will be read too, all of it is.
  */
-export async function openLayer(handle: DirectoryBackup, options: OpenBackupOptions & { wholeTables?: boolean }): Promise<SquashfsImage> {
+export async function openLayer(handle: DirectoryBackup, options: OpenBackupOptions & { wholeTables?: boolean; whole?: boolean }): Promise<SquashfsImage> {
   const open = (source: RandomAccessSource) =>
     SquashfsImage.open(source, { codecs: options.codecs ?? defaultCodecs(), cacheBlocks: options.cacheBlocks });
   const stored = storeSource(options.store, handle.key, handle.size);
+  if (options.whole) {
+    // All of it, beside the size check, in a few ranged GETs at once: for a small image whose data will be read too.
+    const piece = Math.max(WHOLE_PIECE, Math.ceil(handle.size / WHOLE_PIECES));
+    const pieces: Promise<Uint8Array>[] = [];
+    for (let at = 0; at < handle.size; at += piece) pieces.push(stored.read(at, Math.min(piece, handle.size - at), options.signal));
+    const reading = Promise.all(pieces);
+    reading.catch(() => undefined); // a missing image is told by the size check
+    await checkStored(handle, options.store, options.signal);
+    const bytes = concatBytes(await reading);
+    return open({ size: handle.size, read: async (offset, length) => bytes.slice(offset, offset + length) });
+  }
   if (!options.wholeTables) {
     await checkStored(handle, options.store, options.signal);
     return open(readAheadSource(stored));
   }
-  // The superblock, and the image's end, where the tables are (a guess at their size: a second read when they are larger).
-  const reading = stored.read(0, SUPERBLOCK_SIZE, options.signal);
+  // The image's start (the superblock and the compressor options), and its end, where the tables are (a
+  // guess at their size: a second read when they are larger).
+  const reading = stored.read(0, Math.min(handle.size, HEAD_BYTES), options.signal);
   const tailStart = Math.max(0, handle.size - TABLES_GUESS);
   const tail = stored.read(tailStart, handle.size - tailStart, options.signal);
   reading.catch(() => undefined); // a missing image is told by the size check
   tail.catch(() => undefined);
   await checkStored(handle, options.store, options.signal);
   const head = await reading;
-  const { inodeTableStart, bytesUsed } = decodeSuperblock(head);
+  const { inodeTableStart, bytesUsed } = decodeSuperblock(head.subarray(0, SUPERBLOCK_SIZE));
   const end = Math.min(bytesUsed, handle.size);
   let tables: Uint8Array | undefined;
   if (inodeTableStart >= tailStart && inodeTableStart < end) tables = (await tail).subarray(inodeTableStart - tailStart, end - tailStart);
@@ -121,7 +140,7 @@ export async function openLayer(handle: DirectoryBackup, options: OpenBackupOpti
   return open({
     size: handle.size,
     read: async (offset, length, signal) => {
-      if (offset + length <= SUPERBLOCK_SIZE) return head.slice(offset, offset + length);
+      if (offset + length <= head.length) return head.slice(offset, offset + length);
       if (tables && offset >= inodeTableStart && offset + length <= end) return tables.slice(offset - inodeTableStart, offset - inodeTableStart + length);
       return ahead.read(offset, length, signal);
     },

@@ -5,7 +5,7 @@ import { MAX_PARTS, StoreError, type CompletedPart, type CopySource, type Object
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
 export { MAX_PARTS };
 const MiB = 1024 * 1024;
-/** Bytes of a copied range that are fetched and sent (around its whole parts) go in ranged GETs of this size, this many at once. */
+/** Bytes of a copied range that are fetched and sent (around its whole parts) go in about this many ranged GETs a part, of whole MiBs. */
 const FETCH_PIECE = MiB;
 const FETCHES_AT_ONCE = 4;
 
@@ -77,6 +77,8 @@ export class StreamUpload {
   private failure: BackupError | undefined;
   /** Whether the store makes parts from stored bytes (false once it answered 501 NotImplemented). */
   private copies = true;
+  /** Bytes still being fetched into a part buffer (copy), by the buffer. */
+  private readonly filling = new Map<ArrayBufferLike, Promise<void>>();
   private finished = false;
   private readonly progress: UploadProgress = { bytesProduced: 0, bytesAcknowledged: 0, partsDone: 0 };
 
@@ -139,45 +141,71 @@ export class StreamUpload {
    * bytes. The whole parts among them are made on the store's side
    * (ObjectStore.uploadPartCopy) and never pass through here; the bytes
    * before the first part boundary (all of part 1: it carries the head)
-   * and after the last one are fetched by range and sent. A store that
-   * cannot copy gets every byte fetched and sent.
+   * and after the last one are fetched by range into the parts they fall
+   * in while the stream goes on, each part sent once its bytes are there.
+   * A store that cannot copy gets every byte fetched and sent.
    */
   async copy(source: CopySource): Promise<void> {
     this.prepare();
     const end = source.offset + source.length;
-    let at = source.offset;
     const toBoundary = this.current ? this.partSize - this.fill : this.partNumber === 1 ? this.partSize : 0;
-    at = await this.fetchAndWrite(source.key, at, Math.min(end, at + toBoundary));
+    let at = this.fetchInto(source.key, source.offset, Math.min(end, source.offset + toBoundary));
     while (end - at >= this.partSize && this.copies && this.store.uploadPartCopy) {
-      this.check();
-      while (this.running.size >= this.concurrency) await Promise.race(this.running);
-      this.check();
+      await this.slot();
       this.handOutCopy({ key: source.key, offset: at, length: this.partSize }, this.partNumber++);
       at += this.partSize;
       this.progress.bytesProduced += this.partSize;
     }
-    await this.fetchAndWrite(source.key, at, end);
+    while (at < end) {
+      await this.slot();
+      at = this.fetchInto(source.key, at, end);
+    }
   }
 
-  /** Fetches bytes [from, to) of an object and writes them, a few ranged GETs at once, in order; returns `to`. */
-  private async fetchAndWrite(key: string, from: number, to: number): Promise<number> {
-    const pieces: Promise<Uint8Array>[] = [];
-    let next = from;
-    const fetchNext = () => {
-      const at = next;
-      const length = Math.min(FETCH_PIECE, to - at);
-      next += length;
-      const piece = this.call('get', undefined, () => this.store.getRange(key, at, length, this.controller.signal));
-      piece.catch(() => undefined); // awaited in order below
-      pieces.push(piece);
-    };
-    while (next < to && pieces.length < FETCHES_AT_ONCE) fetchNext();
-    for (let i = 0; i < pieces.length; i++) {
-      await this.write(await pieces[i]!);
-      pieces[i] = Promise.resolve(new Uint8Array(0)); // let the piece go
-      if (next < to) fetchNext();
+  /** Waits until a part may be taken on (memory and requests stay within `concurrency`). */
+  private async slot(): Promise<void> {
+    this.check();
+    while (this.running.size >= this.concurrency) await Promise.race(this.running);
+    this.check();
+  }
+
+  /**
+   * Takes bytes [from, to) of a stored object as the stream's next bytes,
+   * as far as the part being filled goes (a new part when none is): they
+   * are fetched into it in the background. Returns where it stopped.
+   */
+  private fetchInto(key: string, from: number, to: number): number {
+    if (from >= to) return from;
+    this.current ??= this.spare.pop() ?? new Uint8Array(this.partSize);
+    const n = Math.min(to - from, this.partSize - this.fill);
+    const part = this.current;
+    const at = this.fill;
+    const pieces: Promise<void>[] = [];
+    // A few ranged GETs at once, whole MiBs each.
+    const piece = FETCH_PIECE * Math.ceil(n / FETCH_PIECE / FETCHES_AT_ONCE);
+    for (let p = 0; p < n; p += piece) {
+      const length = Math.min(n - p, piece);
+      pieces.push(this.call('get', undefined, () => this.store.getRange(key, from + p, length, this.controller.signal)).then((bytes) => part.set(bytes, at + p)));
     }
-    return to;
+    const filled = Promise.all([this.filling.get(part.buffer), ...pieces]).then(() => undefined);
+    filled.catch(() => undefined); // awaited before the part is sent
+    this.filling.set(part.buffer, filled);
+    this.fill += n;
+    this.progress.bytesProduced += n;
+    if (this.fill === this.partSize) {
+      this.handOut(part, this.partNumber++);
+      this.current = undefined;
+      this.fill = 0;
+    }
+    return from + n;
+  }
+
+  /** Waits for the bytes being fetched into a part (see fetchInto). */
+  private async filled(part: Uint8Array): Promise<void> {
+    const filling = this.filling.get(part.buffer);
+    if (!filling) return;
+    await filling;
+    this.filling.delete(part.buffer);
   }
 
   private handOutCopy(source: CopySource, partNumber: number): void {
@@ -212,6 +240,16 @@ export class StreamUpload {
   patchHead(bytes: Uint8Array): void {
     if (bytes.length > this.partSize) throw new BackupError('BACKUP_CREATE_ERROR', `a head of ${bytes.length} bytes does not fit in part 1`, { key: this.key });
     this.head = bytes.slice();
+    // Part 1 is whole and more follows it (a multipart upload for sure): it goes up now, not at complete().
+    if (this.first && (this.partNumber > 2 || this.fill > 0) && !this.failure) {
+      const first = this.patched(this.first);
+      this.first = undefined;
+      const task = this.sendPart(first, 1).catch((error: unknown) => {
+        this.fail(this.asError(error));
+      });
+      this.running.add(task);
+      void task.finally(() => this.running.delete(task));
+    }
   }
 
   /** Sends what is left and part 1 (now that its head is known), completes the upload and checks the object's size. */
@@ -224,10 +262,10 @@ export class StreamUpload {
       if (this.current && this.fill > 0) this.handOut(this.current.subarray(0, this.fill), this.partNumber++);
       this.current = undefined;
       const total = this.progress.bytesProduced;
-      const first = this.patched(this.first!);
+      // Part 1 goes up beside the parts still in flight, not after them: the link stays full to the end (patchHead may have sent it).
+      const first = this.first && this.patched(this.first);
       this.first = undefined;
-      // Part 1 goes up beside the parts still in flight, not after them: the link stays full to the end.
-      await Promise.all([this.sendPart(first, 1), this.settle()]);
+      await Promise.all([first && this.sendPart(first, 1), this.settle()]);
       this.check();
       const parts: CompletedPart[] = [...this.etags].sort(([a], [b]) => a - b).map(([partNumber, etag]) => ({ partNumber, etag }));
       const uploadId = await this.uploadId!;
@@ -283,14 +321,15 @@ export class StreamUpload {
   }
 
   private async putWhole(bytes: Uint8Array): Promise<UploadResult> {
+    await this.filled(bytes);
     const body = this.patched(bytes);
     this.current = undefined;
     this.first = undefined;
     await this.call('put', undefined, () => this.store.put(this.key, body, this.controller.signal));
     this.finished = true;
-    await this.abortUpload(); // one created for a stream that came out smaller than expected
     this.acknowledge(body.length);
-    await this.checkSize(body.length);
+    // A multipart upload created for a stream that came out smaller than expected is aborted beside the size check.
+    await Promise.all([this.abortUpload(), this.checkSize(body.length)]);
     return { key: this.key, size: body.length, parts: 0, partSize: this.partSize };
   }
 
@@ -319,6 +358,7 @@ export class StreamUpload {
   }
 
   private async sendPart(bytes: Uint8Array, partNumber: number): Promise<void> {
+    await this.filled(bytes);
     const uploadId = await this.uploadId!;
     const etag = await this.call('upload part', partNumber, () => this.store.uploadPart(this.key, uploadId, partNumber, bytes, this.controller.signal));
     this.etags.set(partNumber, etag);

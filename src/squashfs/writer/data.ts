@@ -35,11 +35,12 @@ export interface DataWriterOptions {
    */
   compressionId?: number;
   /**
-   * A region of another image taken in whole (WriterOptions.reuse), moved
-   * by `shift` bytes: files whose data lies there point into it, and its
-   * fragment entries come first in this image's fragment table.
+   * A region of another image taken in whole (WriterOptions.reuse): files
+   * whose data lies there point into it, and its fragment entries come
+   * first in this image's fragment table. Where it lands is known only
+   * once the other files are written (see shiftReused).
    */
-  reuse?: { origin: string; shift: number; fragments: readonly FragmentEntry[] };
+  reuse?: { origin: string; fragments: readonly FragmentEntry[] };
   /** Small files read ahead of the one being written (default 32). */
   readAhead?: number;
   signal?: AbortSignal;
@@ -126,8 +127,7 @@ export class DataWriter {
   ) {
     this.layouts = new FileLayouts(entries, files, options.blockSize);
     this.fragment = this.newFragment();
-    const shift = options.reuse?.shift ?? 0;
-    for (const entry of options.reuse?.fragments ?? []) this.fragments.push({ start: entry.start + shift, size: entry.size });
+    for (const entry of options.reuse?.fragments ?? []) this.fragments.push({ start: entry.start, size: entry.size });
   }
 
   /**
@@ -151,7 +151,7 @@ export class DataWriter {
         rest.push(file);
         continue;
       }
-      if (this.place(file, data, data.at, reuse.shift)) for (const word of data.words) used += word & DATA_SIZE_MASK;
+      if (this.place(file, data, data.at)) for (const word of data.words) used += word & DATA_SIZE_MASK;
       bytes += data.size;
       const index = data.at.fragmentIndex;
       if (index !== NO_INDEX && !fragmentsUsed.has(index) && index < reuse.fragments.length) {
@@ -161,6 +161,16 @@ export class DataWriter {
       this.placed.push(file);
     }
     return { rest: Uint32Array.from(rest), used, bytes };
+  }
+
+  /**
+   * The reused region lands `shift` bytes from where its image has it: the
+   * placed files' starts and the region's fragment entries move with it.
+   */
+  shiftReused(shift: number): void {
+    for (const file of this.placed) this.layouts.blocksStart[file] += shift;
+    const count = this.options.reuse?.fragments.length ?? 0;
+    for (let i = 0; i < count; i++) this.fragments[i]!.start += shift;
   }
 
   /** Takes back what placeReused did: every file is written anew, and the region's fragment entries go. */
@@ -179,10 +189,10 @@ export class DataWriter {
   }
 
   /**
-   * A file's layout as its image has it, moved with the region (duplicates
-   * share it, as there). Returns false for a duplicate of a file placed before.
+   * A file's layout as its image has it (duplicates share it, as there).
+   * Returns false for a duplicate of a file placed before.
    */
-  private place(entry: number, data: StoredFileData, at: NonNullable<StoredFileData['at']>, shift: number): boolean {
+  private place(entry: number, data: StoredFileData, at: NonNullable<StoredFileData['at']>): boolean {
     const { layouts } = this;
     const { blockSize } = this.options;
     const earlier = this.options.dedupe ? this.copied.get(data.identity) : undefined;
@@ -195,7 +205,7 @@ export class DataWriter {
     this.wordsUsed += Math.ceil(data.size / blockSize);
     layouts.firstWord[entry] = firstWord;
     layouts.words.set(data.words, firstWord);
-    layouts.blocksStart[entry] = at.blocksStart + shift;
+    layouts.blocksStart[entry] = at.blocksStart; // where its image has it, until shiftReused
     if (at.fragmentIndex !== NO_INDEX) {
       layouts.fragment[entry] = at.fragmentIndex;
       layouts.fragmentOffset[entry] = at.fragmentOffset;

@@ -80,11 +80,11 @@ export interface WriterOptions {
   createHash?: HashFactory;
   /**
    * A region of another image (its data blocks and fragments) to take in
-   * whole, right after the compressor options: the sink's `reuse` puts it
-   * in place, and every file whose StoredFileData lies there (same
-   * `origin`) points into it instead of being written again. Its fragment
-   * entries keep their indexes. Bytes of the region no file uses are
-   * carried along: readers never look at them.
+   * whole, after the other files' data: the sink's `reuse` puts it in
+   * place, and every file whose StoredFileData lies there (same `origin`)
+   * points into it instead of being written again. Its fragment entries
+   * keep their indexes. Bytes of the region no file uses are carried
+   * along: readers never look at them.
    */
   reuse?: ReusedRegion;
   /** Blocks compressed ahead of the one being written (default 8). */
@@ -194,7 +194,6 @@ export async function writeImage(source: TreeSource, root: SourcePath, sink: Ima
   }
 
   const { reuse } = options;
-  const shift = reuse ? out.position - reuse.offset : 0;
   const data = new DataWriter(source, tree.entries, tree.files, out, {
     pathOf: tree.pathOf,
     blockSize,
@@ -207,7 +206,7 @@ export async function writeImage(source: TreeSource, root: SourcePath, sink: Ima
     storeFileBlock: options.storeFileBlock ? (fd, position, length) => options.storeFileBlock!(fd, position, length, level) : undefined,
     // Blocks of another image are copied only where its compressor settings surely fit ours (xz's dictionary may not).
     compressionId: hasCompressorOptions(options.compressorOptions) ? undefined : codec.id,
-    reuse: reuse && { origin: reuse.origin, shift, fragments: reuse.fragments },
+    reuse: reuse && { origin: reuse.origin, fragments: reuse.fragments },
     signal: options.signal,
     // Reported every 4 MiB read, within a file too: a large file moves the progress as it is read.
     onRead: (bytes) => {
@@ -220,15 +219,13 @@ export async function writeImage(source: TreeSource, root: SourcePath, sink: Ima
   });
   let lastReport = 0;
   const placed = await data.placeReused(tree.files);
-  let files = placed.rest;
-  if (reuse && placed.used >= (1 - (reuse.maxUnused ?? 1)) * reuse.length) {
-    await out.reuse(reuse.offset, reuse.length);
+  const reusing = reuse !== undefined && placed.used >= (1 - (reuse.maxUnused ?? 1)) * reuse.length;
+  if (reusing) {
     progress.bytesRead += placed.bytes; // the placed files are done: progress still ends at the total
   } else if (reuse) {
     data.unplace(); // too much of the region would be carried along unused
-    files = tree.files;
   }
-  await data.writeFiles(files, () => {
+  await data.writeFiles(reusing ? placed.rest : tree.files, () => {
     progress.files++;
     if (progress.bytesRead - lastReport >= 4 * 1024 * 1024) {
       lastReport = progress.bytesRead;
@@ -236,6 +233,11 @@ export async function writeImage(source: TreeSource, root: SourcePath, sink: Ima
     }
   });
   await data.finish();
+  if (reusing) {
+    // The region goes after the other files' data (so part 1 of an upload is mostly bytes that had to be sent anyway).
+    data.shiftReused(out.position - reuse.offset);
+    await out.reuse(reuse.offset, reuse.length);
+  }
   throwIfAborted(options.signal);
   progress.phase = 'tables';
   report();
