@@ -1,3 +1,4 @@
+import { locateWasm, nodeBuiltin, nodeWasmLocator, type WasmLocator } from './node-builtin.js';
 import { SquashfsError } from '../errors.js';
 
 /**
@@ -232,35 +233,8 @@ export function instantiateZstdWasm(module: WebAssembly.Module): ZstdWasm {
   return new ZstdWasm(module);
 }
 
-interface NodeProcess {
-  versions?: { node?: string };
-  cwd?: () => string;
-  getBuiltinModule?: (id: string) => unknown;
-}
-
-/**
- * A Node built-in (`id` without its "node:" prefix), reached at run time
- * only: the core imports nothing from Node, so bundles for Workers and
- * browsers never see these.
- */
-async function nodeBuiltin<T>(id: string): Promise<T> {
-  const proc = (globalThis as { process?: NodeProcess }).process;
-  if (!proc?.versions?.node) throw new Error('not running on Node');
-  const viaGetter = proc.getBuiltinModule?.(id); // Node >= 20.16
-  if (viaGetter) return viaGetter as T;
-  const specifier = `node:${id}`; // not a literal, so bundlers leave it alone
-  return (await import(/* @vite-ignore */ specifier)) as T;
-}
-
 /** The Node calls that finding the module's file takes (passed in: this file imports nothing from Node). */
-export interface ZstdWasmLocator {
-  createRequire: typeof import('node:module').createRequire;
-  join: typeof import('node:path').join;
-  dirname: typeof import('node:path').dirname;
-  fileURLToPath: typeof import('node:url').fileURLToPath;
-  exists: (path: string) => boolean;
-  cwd: string | undefined;
-}
+export type ZstdWasmLocator = WasmLocator;
 
 /**
  * The module's file: the package's own copy beside `from` (a file: URL of
@@ -270,20 +244,7 @@ export interface ZstdWasmLocator {
  * copied elsewhere) from the working directory.
  */
 export function zstdWasmPath(node: ZstdWasmLocator, from: string): string {
-  const beside = node.join(node.dirname(node.fileURLToPath(from)), BUILT_WASM_FILE);
-  if (node.exists(beside)) return beside;
-  let entry: string;
-  try {
-    entry = node.createRequire(from).resolve(ZSTD_WASM_PACKAGE);
-  } catch (error) {
-    if (!node.cwd) throw new Error(`no ${beside}, and ${ZSTD_WASM_PACKAGE} is not installed`, { cause: error });
-    try {
-      entry = node.createRequire(node.join(node.cwd, 'index.js')).resolve(ZSTD_WASM_PACKAGE);
-    } catch (cause) {
-      throw new Error(`no ${beside}, and ${ZSTD_WASM_PACKAGE} is not installed`, { cause });
-    }
-  }
-  return node.join(node.dirname(entry), ZSTD_WASM_FILE);
+  return locateWasm(node, from, BUILT_WASM_FILE, `${ZSTD_WASM_PACKAGE}/dist/${ZSTD_WASM_FILE}`);
 }
 
 let nodeModule: Promise<WebAssembly.Module> | undefined;
@@ -298,12 +259,7 @@ export function loadZstdWasmModule(): Promise<WebAssembly.Module> {
   nodeModule ??= (async () => {
     try {
       const { readFile } = await nodeBuiltin<typeof import('node:fs/promises')>('fs/promises');
-      const { existsSync } = await nodeBuiltin<typeof import('node:fs')>('fs');
-      const { dirname, join } = await nodeBuiltin<typeof import('node:path')>('path');
-      const { createRequire } = await nodeBuiltin<typeof import('node:module')>('module');
-      const { fileURLToPath } = await nodeBuiltin<typeof import('node:url')>('url');
-      const cwd = (globalThis as { process?: NodeProcess }).process?.cwd?.();
-      const file = zstdWasmPath({ createRequire, join, dirname, fileURLToPath, exists: existsSync, cwd }, import.meta.url);
+      const file = zstdWasmPath(await nodeWasmLocator(), import.meta.url);
       return await WebAssembly.compile(await readFile(file));
     } catch (cause) {
       nodeModule = undefined;

@@ -209,11 +209,16 @@ export class StreamUpload {
   }
 
   private handOutCopy(source: CopySource, partNumber: number): void {
+    this.launch(partNumber, () => this.sendCopy(source, partNumber));
+  }
+
+  /** Starts sending a part, tracked among those running. */
+  private launch(partNumber: number, send: () => Promise<void>): void {
     if (partNumber > MAX_PARTS) {
       throw this.fail(new BackupError('BACKUP_CREATE_ERROR', `${this.key} needs more than ${MAX_PARTS} parts of ${this.partSize} bytes: the stream is larger than expected`, { key: this.key, part: partNumber }));
     }
     this.createUpload();
-    const task = this.sendCopy(source, partNumber).catch((error: unknown) => {
+    const task = send().catch((error: unknown) => {
       this.fail(this.asError(error));
     });
     this.running.add(task);
@@ -244,11 +249,7 @@ export class StreamUpload {
     if (this.first && (this.partNumber > 2 || this.fill > 0) && !this.failure) {
       const first = this.patched(this.first);
       this.first = undefined;
-      const task = this.sendPart(first, 1).catch((error: unknown) => {
-        this.fail(this.asError(error));
-      });
-      this.running.add(task);
-      void task.finally(() => this.running.delete(task));
+      this.launch(1, () => this.sendPart(first, 1));
     }
   }
 
@@ -346,15 +347,7 @@ export class StreamUpload {
       this.first = bytes;
       return;
     }
-    if (partNumber > MAX_PARTS) {
-      throw this.fail(new BackupError('BACKUP_CREATE_ERROR', `${this.key} needs more than ${MAX_PARTS} parts of ${this.partSize} bytes: the stream is larger than expected`, { key: this.key, part: partNumber }));
-    }
-    this.createUpload();
-    const task = this.sendPart(bytes, partNumber).catch((error: unknown) => {
-      this.fail(this.asError(error));
-    });
-    this.running.add(task);
-    void task.finally(() => this.running.delete(task));
+    this.launch(partNumber, () => this.sendPart(bytes, partNumber));
   }
 
   private async sendPart(bytes: Uint8Array, partNumber: number): Promise<void> {
