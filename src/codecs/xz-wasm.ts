@@ -1,3 +1,4 @@
+import { checkModuleShape } from './wasm-module.js';
 import { SquashfsError } from '../errors.js';
 import { locateWasm, nodeBuiltin, nodeWasmLocator, type WasmLocator } from './node-builtin.js';
 
@@ -96,17 +97,8 @@ function wasmError(message: string): never {
 }
 
 /** Throws unless `module` has the imports and exports of the pinned build. */
-function checkModuleShape(module: WebAssembly.Module): void {
-  const imports = WebAssembly.Module.imports(module).map((i) => `${i.module}.${i.name}:${i.kind}`).sort();
-  if (imports.join(',') !== IMPORTS.join(',')) {
-    wasmError(`the WebAssembly module is not ${XZ_WASM_PACKAGE}'s liblzma.wasm (imports ${imports.join(', ') || 'none'})`);
-  }
-  const exports = new Map(WebAssembly.Module.exports(module).map((e) => [e.name, e.kind]));
-  for (const [meaning, name] of Object.entries(EXPORTS)) {
-    const kind = exports.get(name);
-    const want = meaning === 'memory' ? 'memory' : 'function';
-    if (kind !== want) wasmError(`the WebAssembly module is not ${XZ_WASM_PACKAGE}'s liblzma.wasm (export "${name}" for ${meaning} is ${kind ?? 'missing'})`);
-  }
+function checkXzModule(module: WebAssembly.Module): void {
+  checkModuleShape(module, IMPORTS, EXPORTS, `${XZ_WASM_PACKAGE}'s liblzma.wasm`, wasmError);
 }
 
 /** One xz block to make: the preset (0-9), the LZMA2 dictionary and an optional BCJ filter id before LZMA2. */
@@ -135,7 +127,7 @@ export class XzWasm {
   readonly version: string;
 
   constructor(private readonly module: WebAssembly.Module) {
-    checkModuleShape(module);
+    checkXzModule(module);
     this.x = this.instantiate();
     this.version = this.readVersion();
     if (!/^5\.\d+\.\d+/.test(this.version)) wasmError(`self-test failed: lzma_version_string() is "${this.version}"`);

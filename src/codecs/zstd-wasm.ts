@@ -1,3 +1,4 @@
+import { checkModuleShape } from './wasm-module.js';
 import { locateWasm, nodeBuiltin, nodeWasmLocator, type WasmLocator } from './node-builtin.js';
 import { SquashfsError } from '../errors.js';
 
@@ -75,19 +76,8 @@ function wasmError(message: string): never {
 }
 
 /** Throws unless `module` has the imports and exports of the pinned build. */
-function checkModuleShape(module: WebAssembly.Module): void {
-  const imports = WebAssembly.Module.imports(module);
-  const importNames = imports.map((i) => `${i.module}.${i.name}:${i.kind}`).sort();
-  const expected = IMPORT_NAMES.map((name) => `a.${name}:function`);
-  if (importNames.join(',') !== expected.join(',')) {
-    wasmError(`the WebAssembly module is not ${ZSTD_WASM_PACKAGE}'s ${ZSTD_WASM_FILE} (imports ${importNames.join(', ') || 'none'})`);
-  }
-  const exports = new Map(WebAssembly.Module.exports(module).map((e) => [e.name, e.kind]));
-  for (const [meaning, name] of Object.entries(EXPORTS)) {
-    const kind = exports.get(name);
-    const want = meaning === 'memory' ? 'memory' : 'function';
-    if (kind !== want) wasmError(`the WebAssembly module is not ${ZSTD_WASM_PACKAGE}'s ${ZSTD_WASM_FILE} (export "${name}" for ${meaning} is ${kind ?? 'missing'})`);
-  }
+function checkZstdModule(module: WebAssembly.Module): void {
+  checkModuleShape(module, IMPORT_NAMES.map((name) => `a.${name}:function`), EXPORTS, `${ZSTD_WASM_PACKAGE}'s ${ZSTD_WASM_FILE}`, wasmError);
 }
 
 /**
@@ -106,7 +96,7 @@ export class ZstdWasm {
   private broken = false;
 
   constructor(private readonly module: WebAssembly.Module) {
-    checkModuleShape(module);
+    checkZstdModule(module);
     this.x = this.instantiate();
     this.selfTest();
   }
