@@ -311,6 +311,62 @@ describe('incremental backups as overlayfs layers', () => {
     );
   }, 180_000);
 
+  it('a chain restore writes nothing twice: what a delta replaces or removes is left out of the layers below', async () => {
+    const dir = path.join(work, 'twice');
+    const storeDir = path.join(work, 'twice-store');
+    await fsp.mkdir(path.join(dir, 'gone/deeper'), { recursive: true });
+    await fsp.mkdir(storeDir, { mode: 0o700 });
+    const store = localStore(storeDir);
+    let x = 7;
+    const noise = (n: number) => Buffer.from(Array.from({ length: n }, () => ((x = (x * 1103515245 + 12345) >>> 0) >>> 24)));
+    await fsp.writeFile(path.join(dir, 'big.bin'), noise(400_000));
+    await fsp.writeFile(path.join(dir, 'keep.txt'), 'kept\n');
+    await fsp.writeFile(path.join(dir, 'gone/deeper/f.bin'), noise(100_000));
+    await fsp.writeFile(path.join(dir, 'later.txt'), 'first\n');
+    await fsp.mkdir(path.join(dir, 'was-dir'));
+    await fsp.writeFile(path.join(dir, 'was-dir/inside'), noise(50_000));
+    const chain = [await createBackup({ dir, store, compression: 'gzip' })];
+    // Delta 1: big.bin replaced, gone/ removed, a directory replaced by a file, later.txt rewritten.
+    await fsp.writeFile(path.join(dir, 'big.bin'), noise(300_001));
+    await fsp.rm(path.join(dir, 'gone'), { recursive: true });
+    await fsp.rm(path.join(dir, 'was-dir'), { recursive: true });
+    await fsp.writeFile(path.join(dir, 'was-dir'), 'a file now\n');
+    await fsp.writeFile(path.join(dir, 'later.txt'), 'second, longer\n');
+    chain.push(await createBackup({ dir, store, base: 'latest', compression: 'gzip' }));
+    // Delta 2: later.txt rewritten again, keep.txt left alone.
+    await fsp.writeFile(path.join(dir, 'later.txt'), 'third, longer still\n');
+    chain.push(await createBackup({ dir, store, base: 'latest', compression: 'gzip' }));
+    expect(chain[2]!.chain).toHaveLength(3);
+    const finalBytes = 300_001 + 'kept\n'.length + 'a file now\n'.length + 'third, longer still\n'.length;
+
+    // Node: every file written once (its bytes once), the tree as backed up.
+    const restored = path.join(work, 'twice-restored');
+    const result = await restoreBackup(chain[2]!, { store, dir: restored });
+    expect(await compareTrees(dir, restored)).toEqual([]);
+    expect(result.bytes).toBe(finalBytes);
+    expect(result.files).toBe(4);
+
+    // The fs-shaped restore: no path written twice, nothing written under what a delta removed.
+    const vol = new Volume();
+    const writes: string[] = [];
+    const counting = new Proxy(vol.promises, {
+      get(target, name, receiver) {
+        const value = Reflect.get(target, name, receiver) as unknown;
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          if (name === 'writeFile' || name === 'symlink' || name === 'link') writes.push(String(args[name === 'writeFile' ? 0 : 1]));
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    await webRestoreBackup(chain[2]!, { store, fs: counting as unknown as FsWriteLike, dir: '/r' });
+    expect(writes.filter((p, i) => writes.indexOf(p) !== i)).toEqual([]);
+    expect(writes.filter((p) => p.includes('/gone') || p.includes('was-dir/'))).toEqual([]);
+    expect(vol.readFileSync('/r/later.txt', 'utf8')).toBe('third, longer still\n');
+    expect(vol.readFileSync('/r/big.bin').length).toBe(300_001);
+    expect(vol.existsSync('/r/gone')).toBe(false);
+  });
+
   it('a second backup with nothing changed is a delta of the root alone', async () => {
     const dir = path.join(work, 'same');
     const storeDir = path.join(work, 'same-store');

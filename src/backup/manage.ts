@@ -102,8 +102,9 @@ const TABLES_GUESS = 256 * 1024;
  * with the size check and the superblock in one round trip (the image's
  * end, where the tables are, read beside them), not one per table. With
  * `whole`, for a small image whose files will be read too, all of it is.
+ * `sizeChecked`: the caller has checked the stored size already.
  */
-export async function openLayer(handle: DirectoryBackup, options: OpenBackupOptions & { wholeTables?: boolean; whole?: boolean }): Promise<SquashfsImage> {
+export async function openLayer(handle: DirectoryBackup, options: OpenBackupOptions & { wholeTables?: boolean; whole?: boolean; sizeChecked?: boolean }): Promise<SquashfsImage> {
   const open = (source: RandomAccessSource) =>
     SquashfsImage.open(source, { codecs: options.codecs ?? defaultCodecs(), cacheBlocks: options.cacheBlocks });
   const stored = storeSource(options.store, handle.key, handle.size);
@@ -114,12 +115,12 @@ export async function openLayer(handle: DirectoryBackup, options: OpenBackupOpti
     for (let at = 0; at < handle.size; at += piece) pieces.push(stored.read(at, Math.min(piece, handle.size - at), options.signal));
     const reading = Promise.all(pieces);
     reading.catch(() => undefined); // a missing image is told by the size check
-    await checkStored(handle, options.store, options.signal);
+    if (!options.sizeChecked) await checkStored(handle, options.store, options.signal);
     const bytes = concatBytes(await reading);
     return open({ size: handle.size, read: async (offset, length) => bytes.slice(offset, offset + length) });
   }
   if (!options.wholeTables) {
-    await checkStored(handle, options.store, options.signal);
+    if (!options.sizeChecked) await checkStored(handle, options.store, options.signal);
     return open(readAheadSource(stored));
   }
   // The image's start (the superblock and the compressor options), and its end, where the tables are (a
@@ -129,7 +130,7 @@ export async function openLayer(handle: DirectoryBackup, options: OpenBackupOpti
   const tail = stored.read(tailStart, handle.size - tailStart, options.signal);
   reading.catch(() => undefined); // a missing image is told by the size check
   tail.catch(() => undefined);
-  await checkStored(handle, options.store, options.signal);
+  if (!options.sizeChecked) await checkStored(handle, options.store, options.signal);
   const head = await reading;
   const { inodeTableStart, bytesUsed } = decodeSuperblock(head.subarray(0, SUPERBLOCK_SIZE));
   const end = Math.min(bytesUsed, handle.size);

@@ -12,6 +12,7 @@ import { isOpaque, isWhiteout, resolveChain } from './chain.js';
 import { checkNotExpired, type DirectoryBackup } from './handle.js';
 import { ImageDownload } from './image-download.js';
 import { checkStored, resolveBackup } from './manage.js';
+import { chainShadows } from './shadow.js';
 
 /** The `node:fs/promises` calls a restore makes (memfs and workerd's node:fs have them). */
 export interface FsWriteLike {
@@ -79,7 +80,12 @@ export async function restoreBackup(backup: DirectoryBackup | string, options: W
   try {
     await fs.rm(staging, { recursive: true, force: true });
     let result: Omit<WebRestoreResult, 'dir'> = { entries: 0, files: 0, bytes: 0 };
-    for (const [i, layer] of layers.entries()) result = await restoreLayer(layer, staging, i > 0, options);
+    // What a delta replaces or removes is left out of the layers below it: nothing is written twice.
+    const shadows = layers.length > 1 ? await chainShadows(layers.slice(1), store, options.codecs ?? defaultCodecs(), signal) : undefined;
+    for (const [i, layer] of layers.entries()) {
+      const hidden = shadows && ((names: readonly Uint8Array[], isDirectory: boolean) => shadows.hides(i, names, isDirectory));
+      result = await restoreLayer(layer, staging, i > 0, options, hidden);
+    }
     const existed = await fs.lstat(target).then(() => true, () => false);
     if (existed) await fs.rename(target, `${staging}.old`);
     await fs.rename(staging, target);
@@ -98,12 +104,12 @@ export async function restoreBackup(backup: DirectoryBackup | string, options: W
  * already at `root`), extracting as it arrives; checks its own size and
  * SHA-256 once it is all there. The counts are the layer's own.
  */
-async function restoreLayer(layer: DirectoryBackup, root: string, overlay: boolean, options: WebRestoreOptions): Promise<Omit<WebRestoreResult, 'dir'>> {
+async function restoreLayer(layer: DirectoryBackup, root: string, overlay: boolean, options: WebRestoreOptions, hidden?: Hidden): Promise<Omit<WebRestoreResult, 'dir'>> {
   const download = await ImageDownload.start(layer, options.store, options.createHash ?? sha256, { ...WEB_DOWNLOAD, ...options.download }, options.signal);
   const window = new DownloadWindow(download, layer.size);
   try {
     const image = await SquashfsImage.open(window, { codecs: options.codecs ?? defaultCodecs() });
-    const result = await extract(image, options.fs, root, overlay, options);
+    const result = await extract(image, options.fs, root, overlay, options, hidden);
     await window.finish();
     return result;
   } catch (error) {
@@ -114,6 +120,9 @@ async function restoreLayer(layer: DirectoryBackup, root: string, overlay: boole
     await window.close();
   }
 }
+
+/** Entries a layer above replaces or removes (see Shadows). */
+type Hidden = (names: readonly Uint8Array[], isDirectory: boolean) => boolean;
 
 /** A Worker has 128 MB: the fs-shaped restore downloads 4 ranges of 4 MiB at a time unless told otherwise. */
 const WEB_DOWNLOAD = { concurrency: 4, rangeSize: 4 * 1024 * 1024 };
@@ -201,14 +210,15 @@ class DownloadWindow implements RandomAccessSource {
  * its name; a directory merges with the one there unless it is opaque;
  * anything else replaces what is there.
  */
-async function extract(image: SquashfsImage, fs: FsWriteLike, root: string, overlay: boolean, options: WebRestoreOptions): Promise<Omit<WebRestoreResult, 'dir'>> {
+async function extract(image: SquashfsImage, fs: FsWriteLike, root: string, overlay: boolean, options: WebRestoreOptions, hidden?: Hidden): Promise<Omit<WebRestoreResult, 'dir'>> {
   const result = { entries: 0, files: 0, bytes: 0 };
   const settle: { path: string; mode: number; mtime: number }[] = [];
   const firstPath = new Map<number, string>();
   let skipped = false;
   for await (const entry of image.walk({ signal: options.signal })) {
-    const path = entry.path === '' ? root : `${root}/${entry.path}`;
     const st = entry.stat;
+    if (hidden?.(entry.names, st.type === 'directory')) continue; // a layer above replaces or removes it
+    const path = entry.path === '' ? root : `${root}/${entry.path}`;
     result.entries++;
     if (overlay && (await replaces(image, entry, fs, path))) continue;
     if (st.type !== 'directory' && st.nlink > 1) {

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import fs from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join } from 'node:path';
@@ -5,6 +6,7 @@ import { chainOf, resolveChain } from '../backup/chain.js';
 import { ImageDownload } from '../backup/image-download.js';
 import { checkNotExpired, type DirectoryBackup } from '../backup/handle.js';
 import { checkStored, resolveBackup } from '../backup/manage.js';
+import { Shadows } from '../backup/shadow.js';
 import { BackupError, SquashfsError } from '../errors.js';
 import { SquashfsImage } from '../squashfs/reader/image.js';
 import { checkRange } from '../squashfs/reader/source.js';
@@ -81,6 +83,8 @@ export async function restoreBackup(backup: DirectoryBackup | string, options: R
   };
 
   const controller = new AbortController();
+  // Every request in flight listens to it (each delta's, the full backup's ranges): more than Node's default of 10 is expected.
+  setMaxListeners(64, controller.signal);
   const onAbort = () => controller.abort(options.signal!.reason);
   options.signal?.addEventListener('abort', onAbort, { once: true });
   const temp = tempImage(target, chainOf(handle)[0]!);
@@ -107,13 +111,19 @@ export async function restoreBackup(backup: DirectoryBackup | string, options: R
     let filesDone = 0;
     const applied: UnpackResult[] = [];
 
+    // What the deltas replace or remove is left out of the layers below (nothing is written twice): each delta's tables,
+    // which its download fetches first, tell what.
+    const opened = deltas.map(() => deferred<SquashfsImage>());
+    const shadowing = deltas.length === 0 ? undefined : Promise.all(opened.map((d) => d.promise)).then((images) => Shadows.of(images, controller.signal));
+    shadowing?.catch(() => undefined); // awaited below
     // The deltas download while the full backup does (they are small: what costs is their round trips), each into a file of its own.
     const deltaBytes = new Map<DirectoryBackup, number>();
     const reportDownload = (fullBytes: number) =>
       options.onProgress?.({ phase: 'download', bytes: fullBytes + [...deltaBytes.values()].reduce((a, b) => a + b, 0), total });
     let fullTaken = 0;
-    fetching = deltas.map((delta) => {
+    fetching = deltas.map((delta, k) => {
       const fetched = fetchDelta(delta, tempImage(target, delta.id), store, {
+        onOpened: opened[k]!.resolve,
         download: options.download,
         signal: controller.signal,
         onBytes: (bytes) => {
@@ -121,7 +131,7 @@ export async function restoreBackup(backup: DirectoryBackup | string, options: R
           reportDownload(fullTaken);
         },
       });
-      fetched.catch(() => undefined); // awaited in order when applied; cleaned up in any case
+      fetched.catch((error: unknown) => opened[k]!.reject(error)); // awaited in order when applied; cleaned up in any case
       return fetched;
     });
 
@@ -138,8 +148,11 @@ export async function restoreBackup(backup: DirectoryBackup | string, options: R
       controller.abort(error);
     });
     const image = await SquashfsImage.open(file, { codecs: nodeCodecs() });
+    const shadows = await shadowing;
+    const hiddenBelow = (layer: number) => shadows && ((names: readonly Uint8Array[], isDirectory: boolean) => shadows.hides(layer, names, isDirectory));
     const result = await unpackImage(image, target, {
       force: true,
+      hidden: hiddenBelow(0),
       signal: controller.signal,
       onWarning,
       dataReady: (end) => file.ready(end),
@@ -147,7 +160,7 @@ export async function restoreBackup(backup: DirectoryBackup | string, options: R
         await filling;
         // Whether a layer applied so far had xattrs (else a merged directory has none to drop).
         let xattrsBelow = image.superblock.xattrIdTableStart !== undefined;
-        for (const fetched of fetching) {
+        for (const [k, fetched] of fetching.entries()) {
           const layer = await fetched;
           const done = written;
           const doneFiles = filesDone;
@@ -155,6 +168,7 @@ export async function restoreBackup(backup: DirectoryBackup | string, options: R
             // A small layer is written on this thread: starting extraction threads for it would cost more than it holds.
             threads: layer.image.superblock.bytesUsed < SMALL_LAYER_BYTES ? 0 : undefined,
             xattrsBelow,
+            hidden: hiddenBelow(k + 1),
             signal: controller.signal,
             onWarning,
             onProgress: (p) => {
@@ -207,14 +221,16 @@ interface FetchedDelta {
 
 /**
  * Downloads a delta whole into `temp` and verifies its size and SHA-256
- * (BACKUP_INTEGRITY_ERROR) before a byte of it is read. On failure the file
- * is removed here; on success, by the caller (`remove`).
+ * (BACKUP_INTEGRITY_ERROR) before it is applied. Its tables come first and
+ * are read as soon as they are there (`onOpened`: what it hides below is
+ * known early); a delta that then fails its check fails the restore. On
+ * failure the file is removed here; on success, by the caller (`remove`).
  */
 async function fetchDelta(
   delta: DirectoryBackup,
   temp: string,
   store: ObjectStore,
-  options: Pick<RestoreBackupOptions, 'download'> & { signal: AbortSignal; onBytes: (bytes: number) => void },
+  options: Pick<RestoreBackupOptions, 'download'> & { signal: AbortSignal; onBytes: (bytes: number) => void; onOpened: (image: SquashfsImage) => void },
 ): Promise<FetchedDelta> {
   let download: ImageDownload | undefined;
   let fd: number | undefined;
@@ -229,9 +245,17 @@ async function fetchDelta(
     fd = fs.openSync(temp, 'wx+', 0o600);
     // Once filled, the file is an image file like any other: its reads need not wait, and the extraction workers open it by path.
     const file = new GrowingFile(download, fd, temp, delta.size);
-    await file.fill(options.onBytes);
+    const filling = file.fill(options.onBytes);
+    filling.catch(() => undefined); // awaited below
+    const image = await SquashfsImage.open(file, { codecs: nodeCodecs() }).catch(async (error: unknown) => {
+      // Tables that do not parse may be ones that are not the ones backed up: the whole download tells.
+      await filling;
+      throw error;
+    });
+    options.onOpened(image);
+    await filling;
     options.onBytes(delta.size);
-    return { image: await SquashfsImage.open(file, { codecs: nodeCodecs() }), remove };
+    return { image, remove };
   } catch (error) {
     await remove();
     throw error;
@@ -319,4 +343,16 @@ class GrowingFile implements FileBackedSource {
       }
     }
   }
+}
+
+/** A promise and the means to settle it from outside. */
+function deferred<T>(): { promise: Promise<T>; resolve: (value: T) => void; reject: (error: unknown) => void } {
+  let resolve!: (value: T) => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<T>((ok, fail) => {
+    resolve = ok;
+    reject = fail;
+  });
+  promise.catch(() => undefined); // a failure is the fetch's own, awaited where it is applied
+  return { promise, resolve, reject };
 }

@@ -14,6 +14,12 @@ import { makeDevice, makeFifo, makeSocket, restoreXattrs } from './system-tools.
 export interface UnpackOptions {
   /** Replace a target directory that exists and is not empty. */
   force?: boolean;
+  /**
+   * Entries not to write (with what is under them): a restore leaves out
+   * what a layer above replaces or removes (see Shadows). A file left out
+   * counts as finished in `fileBytes`.
+   */
+  hidden?: (names: readonly Uint8Array[], isDirectory: boolean) => boolean;
   /** Told of what could not be made here (devices without root, xattrs without setfattr...). */
   onWarning?: (message: string) => void;
   /**
@@ -53,7 +59,7 @@ export interface UnpackProgress {
 }
 
 /** What applying a layer takes: an unpack's options that are not about replacing `dir`. */
-export interface ApplyLayerOptions extends Pick<UnpackOptions, 'onWarning' | 'onProgress' | 'signal' | 'concurrency' | 'threads'> {
+export interface ApplyLayerOptions extends Pick<UnpackOptions, 'onWarning' | 'onProgress' | 'signal' | 'concurrency' | 'threads' | 'hidden'> {
   /**
    * Whether the tree may hold extended attributes (default true). A
    * directory the layer merges into keeps only the layer's own xattrs, as
@@ -203,8 +209,12 @@ async function extractInto(image: SquashfsImage, root: string, options: UnpackOp
   try {
     for await (const entry of image.walk({ signal: options.signal })) {
       throwIfAborted(options.signal);
-      const path = pathOf(entry.names);
       const { stat: st } = entry;
+      if (options.hidden?.(entry.names, st.type === 'directory')) {
+        if (st.type === 'file') fileBytes += st.size;
+        continue;
+      }
+      const path = pathOf(entry.names);
       result.entries++;
       if (layer && st.type !== 'directory') {
         removePath(path);
