@@ -14,14 +14,13 @@
  *
  * `npm test` builds dist/ before the suite; alone, run `npm run build` first.
  */
-import { spawn } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Miniflare, supportedCompatibilityDate } from 'miniflare';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DirectoryBackup } from '../src/index.js';
-import { compareTrees } from './helpers/oracles.js';
+import { compareTrees, run } from './helpers/oracles.js';
 import { bundlePresignWorker, type PresignWorkerBundle } from './helpers/presign-bundle.js';
 import { ACCESS_KEY, SECRET_KEY, startS3, type S3Harness } from './helpers/s3-server.js';
 import { makeTrickyTree, pseudoRandomBytes } from './helpers/tree.js';
@@ -91,20 +90,9 @@ function containerEnv(extra: Record<string, string>): Record<string, string> {
 }
 
 /** Runs node with `args` (asynchronously: s3rver answers from this process). */
-function node(args: string[], env: Record<string, string>, timeoutMs = 120_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => void (stdout += d));
-    child.stderr.on('data', (d: Buffer) => void (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+async function node(args: string[], env: Record<string, string>, timeoutMs = 120_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const result = await run(process.execPath, args, { env, timeoutMs });
+  return { code: result.code, stdout: result.stdout.toString('utf8'), stderr: result.stderr.toString('utf8') };
 }
 
 describe('the presign service in workerd (Miniflare, no nodejs_compat)', () => {

@@ -20,7 +20,7 @@
  *
  * `npm test` builds dist/ first; alone, run `npm run build` before.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { promises as fsp, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,7 +28,7 @@ import { gzipSync } from 'node:zlib';
 import { Miniflare, supportedCompatibilityDate } from 'miniflare';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DirectoryBackup } from '../src/index.js';
-import { compareTrees } from './helpers/oracles.js';
+import { compareTrees, run } from './helpers/oracles.js';
 import { bundleLikeWrangler, type WranglerBundle } from './helpers/wrangler-bundle.js';
 import { ACCESS_KEY, SECRET_KEY, startS3, type S3Harness } from './helpers/s3-server.js';
 import { makeTrickyTree, pseudoRandomBytes } from './helpers/tree.js';
@@ -106,20 +106,9 @@ function containerEnv(extra: Record<string, string>): Record<string, string> {
 }
 
 /** Runs the container script (asynchronously: s3rver answers from this process). */
-function runContainer(args: string[], env: Record<string, string>, timeoutMs = 120_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [container, ...args], { env, cwd: path.dirname(container), stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => void (stdout += d));
-    child.stderr.on('data', (d: Buffer) => void (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+async function runContainer(args: string[], env: Record<string, string>, timeoutMs = 120_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const result = await run(process.execPath, [container, ...args], { env, cwd: path.dirname(container), timeoutMs });
+  return { code: result.code, stdout: result.stdout.toString('utf8'), stderr: result.stderr.toString('utf8') };
 }
 
 interface Grant {
