@@ -11,7 +11,7 @@ import type { ObjectStore } from '../uploader/store.js';
 import { StreamUpload } from '../uploader/stream-upload.js';
 import { DEFAULT_BLOCK_SIZE } from '../squashfs/constants.js';
 import { chainOf, DEFAULT_MAX_CHAIN, resolveChain } from './chain.js';
-import { deltaSource, deltaXattrs, mergedTree, planDelta, type DeltaPlan } from './delta.js';
+import { deltaSource, deltaXattrs, mergedTree, planDelta, TreeWalk, type DeltaPlan } from './delta.js';
 import { gitignoreFilter } from './gitignore.js';
 import { RegionHashing } from './reused-region.js';
 import { encodeSums, hashingSource, parseSums, sumsKey, type Sums } from './sums.js';
@@ -430,10 +430,11 @@ async function planIncremental(
     return undefined;
   }
   const images = [];
+  // Opened at once, while the codecs load: each is a few round trips (its size, superblock and tables).
+  const opening = layers.map((layer) => openLayer(layer, { store, signal, codecsLoading, wholeTables: true }));
+  // The tree is read while they are fetched and read.
+  const walk = new TreeWalk(source, config.dir, exclude, signal);
   try {
-    // Opened at once: each is a few round trips (its size, superblock and tables).
-    const codecs = await codecsLoading;
-    const opening = layers.map((layer) => openLayer(layer, { store, signal, codecs, wholeTables: true }));
     const settled = await Promise.allSettled(opening);
     for (const result of settled) if (result.status === 'fulfilled') images.push(result.value);
     const failure = settled.find((result): result is PromiseRejectedResult => result.status === 'rejected');
@@ -441,9 +442,10 @@ async function planIncremental(
     const merged = await mergedTree(images, signal);
     const content = options.compare === 'content' ? { sums: await chainSums(store, layers, signal), createHash } : undefined;
     // The xattr lookup ran while the chain was fetched.
-    const plan = await planDelta(source, config.dir, merged, { exclude, xattrs: await xattrs, signal, content });
+    const plan = await planDelta(walk, source, config.dir, merged, { xattrs: await xattrs, signal, content });
     return { base, plan };
   } finally {
+    walk.stop();
     await Promise.all(images.map((image) => image.close()));
   }
 }

@@ -5,6 +5,7 @@ import type { EntryStat } from '../squashfs/reader/types.js';
 import type { Xattr } from '../squashfs/xattr-table.js';
 import type { ExcludeFilter } from '../source/exclude.js';
 import { joinPath } from '../source/paths.js';
+import { EventLoopTurns } from '../source/turns.js';
 import {
   S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK,
   type SourcePath, type SourceStat, type TreeSource,
@@ -134,21 +135,11 @@ export interface PlanOptions {
    * as changed).
    */
   content?: { sums: Sums; createHash: HashFactory };
-  exclude?: ExcludeFilter;
   xattrs?: (path: SourcePath) => Promise<readonly Xattr[] | undefined>;
   signal?: AbortSignal;
 }
 
-/**
- * Compares the tree at `root` with the chain's merged tree and plans the
- * delta: every new or changed entry in full, each directory on the path to
- * a change, a whiteout for each name gone, and opaque directories where a
- * directory replaces a non-directory. The exclude filter is applied here
- * as a full backup's walk applies it (the delta's own walk lists only what
- * the plan holds). All names of a hard-linked inode go in together, so the
- * delta links them as the tree does.
- */
-/** lstat calls in flight at once while a directory is planned: each waits on the file system, not on this thread. */
+/** lstat calls in flight at once while a directory is read: each waits on the file system, not on this thread. */
 const LSTATS_AT_ONCE = 16;
 
 /** The stats of paths, in order, several asked for at once. */
@@ -165,7 +156,106 @@ async function lstatAll(source: TreeSource, paths: readonly SourcePath[]): Promi
   return stats;
 }
 
-export async function planDelta(source: TreeSource, root: string, merged: MergedEntry, options: PlanOptions = {}): Promise<DeltaPlan> {
+/** One directory of the tree as the planner compares it: its entries, names sorted, the exclude filter applied. */
+interface LocalDirectory {
+  names: Uint8Array[];
+  paths: SourcePath[];
+  /** Paths relative to the root, as the exclude filter saw them. */
+  relatives: string[];
+  stats: SourceStat[];
+}
+
+/** Entries the walk may read ahead of the comparison (their stats held until compared). */
+const READ_AHEAD_ENTRIES = 1 << 16;
+
+/**
+ * The tree's directories in the order the planner visits them (depth
+ * first, names sorted), read ahead of it: started before the chain is
+ * fetched, it fills the waits for the chain's round trips, and runs up to
+ * `readAhead` entries ahead (default READ_AHEAD_ENTRIES). The exclude
+ * filter is applied here, as a full backup's walk applies it.
+ */
+export class TreeWalk {
+  private readonly ready: LocalDirectory[] = [];
+  private held = 0;
+  private finished = false;
+  private failure: { error: unknown } | undefined;
+  private stopped = false;
+  private wakeReader: (() => void) | undefined;
+  private wakeWalker: (() => void) | undefined;
+
+  constructor(
+    private readonly source: TreeSource,
+    root: SourcePath,
+    private readonly exclude: ExcludeFilter | undefined,
+    private readonly signal?: AbortSignal,
+    private readonly readAhead = READ_AHEAD_ENTRIES,
+  ) {
+    void this.visit(root, '', new EventLoopTurns()).then(
+      () => (this.finished = true),
+      (error: unknown) => (this.failure = { error }),
+    ).finally(() => this.wakeReader?.());
+  }
+
+  /** The next directory, in walk order. */
+  async next(): Promise<LocalDirectory> {
+    while (this.ready.length === 0) {
+      if (this.failure) throw this.failure.error;
+      if (this.finished) throw new Error('TreeWalk: read past the end of the walk');
+      await new Promise<void>((resolve) => (this.wakeReader = resolve));
+      this.wakeReader = undefined;
+    }
+    const directory = this.ready.shift()!;
+    this.held -= directory.names.length;
+    this.wakeWalker?.();
+    return directory;
+  }
+
+  /** Stops the walk (the planner failed or is not needed). */
+  stop(): void {
+    this.stopped = true;
+    this.wakeWalker?.();
+  }
+
+  private async visit(path: SourcePath, relative: string, turns: EventLoopTurns): Promise<void> {
+    throwIfAborted(this.signal);
+    if (this.stopped) return;
+    const names = (await this.source.readdir(path)).sort(compareBytes);
+    const paths = names.map((name) => joinPath(path, name));
+    const stats = await lstatAll(this.source, paths);
+    const directory: LocalDirectory = { names: [], paths: [], relatives: [], stats: [] };
+    for (const [i, name] of names.entries()) {
+      const childRelative = relative === '' ? decodeUtf8Lossy(name) : `${relative}/${decodeUtf8Lossy(name)}`;
+      if (await this.exclude?.(childRelative, (stats[i]!.mode & S_IFMT) === S_IFDIR)) continue;
+      directory.names.push(name);
+      directory.paths.push(paths[i]!);
+      directory.relatives.push(childRelative);
+      directory.stats.push(stats[i]!);
+    }
+    this.ready.push(directory);
+    this.held += directory.names.length;
+    this.wakeReader?.();
+    while (this.held > this.readAhead && !this.stopped) {
+      await new Promise<void>((resolve) => (this.wakeWalker = resolve));
+      this.wakeWalker = undefined;
+    }
+    await turns.pause();
+    for (const [i, stat] of directory.stats.entries()) {
+      if ((stat.mode & S_IFMT) === S_IFDIR) await this.visit(directory.paths[i]!, directory.relatives[i]!, turns);
+    }
+  }
+}
+
+/**
+ * Compares the tree `walk` reads at `root` with the chain's merged tree and
+ * plans the delta: every new or changed entry in full, each directory on
+ * the path to a change, a whiteout for each name gone, and opaque
+ * directories where a directory replaces a non-directory. The delta's own
+ * walk lists only what the plan holds. All names of a hard-linked inode go
+ * in together, so the delta links them as the tree does. The caller stops
+ * the walk when done.
+ */
+export async function planDelta(walk: TreeWalk, source: TreeSource, root: string, merged: MergedEntry, options: PlanOptions = {}): Promise<DeltaPlan> {
   const plan: DeltaPlan = { listings: new Map(), whiteouts: new Set(), opaque: new Set(), changed: 0, deleted: 0, bytes: 0 };
   /** Each directory walked: where it is, so a name added late can be made reachable. */
   const above = new Map<string, { parent: SourcePath; name: Uint8Array }>();
@@ -192,18 +282,15 @@ export async function planDelta(source: TreeSource, root: string, merged: Merged
    * for a new one (the delta holds all of it). Returns whether the delta
    * needs anything below it.
    */
-  const planDirectory = async (path: SourcePath, relative: string, below: MergedEntry | undefined): Promise<boolean> => {
+  const planDirectory = async (path: SourcePath, below: MergedEntry | undefined): Promise<boolean> => {
     throwIfAborted(options.signal);
-    const names = (await source.readdir(path)).sort(compareBytes);
+    const { names, paths, stats } = await walk.next();
     const held: Uint8Array[] = [];
     const present = new Set<string>();
-    const stats = await lstatAll(source, names.map((name) => joinPath(path, name)));
     for (const [i, name] of names.entries()) {
-      const childPath = joinPath(path, name);
-      const childRelative = relative === '' ? decodeUtf8Lossy(name) : `${relative}/${decodeUtf8Lossy(name)}`;
+      const childPath = paths[i]!;
       const stat = stats[i]!;
       const isDirectory = (stat.mode & S_IFMT) === S_IFDIR;
-      if (await options.exclude?.(childRelative, isDirectory)) continue;
       const key = nameKey(name);
       present.add(key);
       const earlier = below?.children!.get(key);
@@ -214,7 +301,7 @@ export async function planDelta(source: TreeSource, root: string, merged: Merged
         above.set(sourceKey(childPath), { parent: path, name });
         // A directory over a non-directory hides it; it is held whole, as a new one is.
         if (earlier && !earlier.children) plan.opaque.add(sourceKey(childPath));
-        needed = (await planDirectory(childPath, childRelative, earlier?.children ? earlier : undefined)) || needed;
+        needed = (await planDirectory(childPath, earlier?.children ? earlier : undefined)) || needed;
       } else if (stat.nlink > 1) {
         const inode = `${stat.dev}:${stat.ino}`;
         const names = linked.get(inode) ?? { parents: [], names: [], changed: false };
@@ -240,7 +327,7 @@ export async function planDelta(source: TreeSource, root: string, merged: Merged
   };
 
   if (!(await sameEntry(await source.lstat(root), merged, root))) plan.changed++;
-  await planDirectory(root, '', merged.children ? merged : undefined);
+  await planDirectory(root, merged.children ? merged : undefined);
 
   // A hard-linked inode that goes in goes in under every name it has, with the directories above them.
   for (const { parents, names, changed } of linked.values()) {

@@ -104,9 +104,13 @@ const TABLES_GUESS = 256 * 1024;
  * `whole`, for a small image whose files will be read too, all of it is.
  * `sizeChecked`: the caller has checked the stored size already.
  */
-export async function openLayer(handle: DirectoryBackup, options: OpenBackupOptions & { wholeTables?: boolean; whole?: boolean; sizeChecked?: boolean }): Promise<SquashfsImage> {
-  const open = (source: RandomAccessSource) =>
-    SquashfsImage.open(source, { codecs: options.codecs ?? defaultCodecs(), cacheBlocks: options.cacheBlocks });
+export async function openLayer(
+  handle: DirectoryBackup,
+  options: OpenBackupOptions & { wholeTables?: boolean; whole?: boolean; sizeChecked?: boolean; codecsLoading?: Promise<CodecRegistry> },
+): Promise<SquashfsImage> {
+  // The reads start at once; codecs still loading (`codecsLoading`) are awaited only to decode.
+  const open = async (source: RandomAccessSource) =>
+    SquashfsImage.open(source, { codecs: (await options.codecsLoading) ?? options.codecs ?? defaultCodecs(), cacheBlocks: options.cacheBlocks });
   const stored = storeSource(options.store, handle.key, handle.size);
   if (options.whole) {
     // All of it, beside the size check, in a few ranged GETs at once: for a small image whose data will be read too.

@@ -3,6 +3,7 @@ import { toHex, type HashFactory, type Hasher } from '../../hash.js';
 import { sourceError } from '../../source/fs-source.js';
 import { displayPath } from '../../source/paths.js';
 import type { SourceFile, SourcePath, StoredFileData, TreeSource } from '../../source/source.js';
+import { EventLoopTurns } from '../../source/turns.js';
 import { isAllZero } from '../bytes.js';
 import { DATA_SIZE_MASK, NO_INDEX } from '../constants.js';
 import type { FragmentEntry } from '../fragment-table.js';
@@ -562,23 +563,3 @@ const SLAB_BYTES = 1 << 20;
 /** The block list of every file with no whole block (most files): one shared empty array. */
 const NO_BLOCKS = new Uint32Array(0);
 
-/** The longest the data phase runs without letting the event loop in, in ms. */
-const YIELD_AFTER_MS = 4;
-
-/**
- * Lets the event loop in every few milliseconds. Reads from a synchronous
- * source complete at once, so without this the data phase would run on
- * microtasks alone for long stretches: an upload of what it wrote (its
- * presigning, its sockets) and the compression workers' replies would
- * wait for it.
- */
-class EventLoopTurns {
-  private since = Date.now();
-
-  async pause(): Promise<void> {
-    if (Date.now() - this.since < YIELD_AFTER_MS) return;
-    const immediate = (globalThis as { setImmediate?: (fn: () => void) => unknown }).setImmediate;
-    await new Promise<void>((resolve) => (immediate ? immediate(resolve) : setTimeout(resolve, 0)));
-    this.since = Date.now();
-  }
-}
