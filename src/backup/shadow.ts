@@ -12,17 +12,31 @@ function nameText(name: Uint8Array): string {
   return text;
 }
 
-/** A path's names as a map key ("/" between names: no name holds one). */
-function pathKey(names: readonly Uint8Array[]): string {
-  return names.map(nameText).join('/');
+/** What the deltas hold at a path: the highest layer whose entry there hides what is below, the highest with a plain directory there (-1: none), and the names under it. */
+interface Node {
+  hide: number;
+  directory: number;
+  children: Map<string, Node> | undefined;
 }
 
+/** Where `hides` is in the tree: the deltas' node at a directory (none: no delta holds anything there or under it), and whether a layer above hides it. */
 interface Walked {
-  key: string;
+  node: Node | undefined;
   hidden: boolean;
 }
 
-const ROOT: Walked = { key: '', hidden: false };
+const UNTOUCHED: Walked = { node: undefined, hidden: false };
+const HIDDEN: Walked = { node: undefined, hidden: true };
+
+const newNode = (): Node => ({ hide: -1, directory: -1, children: undefined });
+
+function childOf(node: Node, name: Uint8Array): Node {
+  node.children ??= new Map();
+  const key = nameText(name);
+  let child = node.children.get(key);
+  if (!child) node.children.set(key, (child = newNode()));
+  return child;
+}
 
 /**
  * What the deltas of a chain hide of the layers below them, as overlayfs
@@ -31,12 +45,13 @@ const ROOT: Walked = { key: '', hidden: false };
  * At a path, a layer's plain directory merges with the directories below
  * it (and hides their non-directories); anything else (a file, a symlink,
  * a device, a whiteout, an opaque directory) hides everything below it at
- * that path and under it.
+ * that path and under it. Kept as a tree of the paths the deltas hold, so
+ * a lower layer's entries where no delta holds anything cost a lookup of
+ * their directory alone.
  */
 export class Shadows {
-  /** By path: the highest layer whose entry there hides what is below, and the highest with a plain directory there. */
-  private readonly hide = new Map<string, number>();
-  private readonly directory = new Map<string, number>();
+  private readonly root = newNode();
+  private readonly top: Walked = { node: this.root, hidden: false };
   /** Directories met by `hides`, by their name's bytes object. */
   private readonly walked = new WeakMap<Uint8Array, Walked>();
 
@@ -45,42 +60,45 @@ export class Shadows {
     const shadows = new Shadows();
     for (const [k, image] of deltas.entries()) {
       const layer = k + 1;
+      // A directory's node by its name's bytes object (the walk hands a directory's children its names array's elements).
+      const nodes = new WeakMap<Uint8Array, Node>();
       for await (const entry of image.walk({ signal })) {
-        if (entry.names.length === 0) continue; // the root always merges
-        const key = pathKey(entry.names);
-        const { stat } = entry;
+        const { names, stat } = entry;
+        if (names.length === 0) continue; // the root always merges
+        const parent = names.length === 1 ? shadows.root : nodes.get(names[names.length - 2]!)!;
+        const node = childOf(parent, names[names.length - 1]!);
         const plain = stat.type === 'directory' && !(stat.hasXattrs && isOpaque(await image.xattrs(entry)));
-        shadows.raise(plain ? shadows.directory : shadows.hide, key, layer);
+        if (plain) node.directory = Math.max(node.directory, layer);
+        else node.hide = Math.max(node.hide, layer);
+        if (stat.type === 'directory') nodes.set(names[names.length - 1]!, node);
       }
     }
     return shadows;
   }
 
-  private raise(map: Map<string, number>, key: string, layer: number): void {
-    if ((map.get(key) ?? -1) < layer) map.set(key, layer);
-  }
-
   /**
    * Whether a layer above `layer` replaces or removes its entry at `names`
    * (a directory when `isDirectory`). Meant for a walk's entries, parents
-   * before children: a directory's key and whether it is hidden are kept by
+   * before children: where a directory is in the deltas' tree is kept by
    * its name's bytes object, which the walk hands its children too.
    */
   hides(layer: number, names: readonly Uint8Array[], isDirectory: boolean): boolean {
-    if (names.length === 0 || (this.hide.size === 0 && this.directory.size === 0)) return false;
-    const parent = names.length === 1 ? ROOT : this.walked.get(names[names.length - 2]!) ?? this.fromScratch(layer, names.slice(0, -1));
-    const key = parent.key === '' ? nameText(names[names.length - 1]!) : `${parent.key}/${nameText(names[names.length - 1]!)}`;
-    const hidden = parent.hidden || (this.hide.get(key) ?? -1) > layer;
-    if (isDirectory) this.walked.set(names[names.length - 1]!, { key, hidden });
-    return hidden || (!isDirectory && (this.directory.get(key) ?? -1) > layer);
+    if (names.length === 0 || !this.root.children) return false;
+    const last = names[names.length - 1]!;
+    const parent = names.length === 1 ? this.top : this.walked.get(names[names.length - 2]!) ?? this.fromScratch(layer, names.slice(0, -1));
+    const node = parent.hidden ? undefined : parent.node?.children?.get(nameText(last));
+    const walked = parent.hidden ? HIDDEN : node ? { node, hidden: node.hide > layer } : UNTOUCHED;
+    if (isDirectory) this.walked.set(last, walked);
+    return walked.hidden || (!isDirectory && node !== undefined && node.directory > layer);
   }
 
-  /** A directory's key and whether it is hidden, from its names alone. */
+  /** Where a directory is in the deltas' tree, from its names alone. */
   private fromScratch(layer: number, names: readonly Uint8Array[]): Walked {
-    let walked = ROOT;
+    let walked = this.top;
     for (const name of names) {
-      const key = walked.key === '' ? nameText(name) : `${walked.key}/${nameText(name)}`;
-      walked = { key, hidden: walked.hidden || (this.hide.get(key) ?? -1) > layer };
+      if (walked.hidden || !walked.node) return walked;
+      const node = walked.node.children?.get(nameText(name));
+      walked = node ? { node, hidden: node.hide > layer } : UNTOUCHED;
     }
     return walked;
   }
