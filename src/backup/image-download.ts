@@ -41,11 +41,14 @@ export class ImageDownload {
 
   /**
    * Checks the image is stored with the handle's size (a HEAD, beside the
-   * first GET: BACKUP_NOT_FOUND or BACKUP_INTEGRITY_ERROR first), fetches
-   * the superblock, then the tables and, at once beside them, the data region.
+   * first GET: BACKUP_NOT_FOUND or BACKUP_INTEGRITY_ERROR first; not when
+   * `sizeChecked` says the caller did), fetches the superblock, then the
+   * tables and, at once beside them, the data region.
    */
-  static async start(backup: DirectoryBackup, store: ObjectStore, createHash: HashFactory, options: DownloadOptions = {}, signal?: AbortSignal): Promise<ImageDownload> {
-    const [stored, started] = await Promise.allSettled([checkStored(backup, store, signal), ImageDownload.fetch(backup, store, createHash, options, signal)]);
+  static async start(
+    backup: DirectoryBackup, store: ObjectStore, createHash: HashFactory, options: DownloadOptions = {}, signal?: AbortSignal, sizeChecked = false,
+  ): Promise<ImageDownload> {
+    const [stored, started] = await Promise.allSettled([sizeChecked || checkStored(backup, store, signal), ImageDownload.fetch(backup, store, createHash, options, signal)]);
     if (stored.status === 'rejected') {
       if (started.status === 'fulfilled') started.value.close();
       throw stored.reason;

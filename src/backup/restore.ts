@@ -73,7 +73,7 @@ export async function restoreBackup(backup: DirectoryBackup | string, options: W
   if (!target.startsWith('/')) throw new BackupError('INVALID_BACKUP_CONFIG', `dir must be an absolute path, not ${JSON.stringify(target)}`);
   // A delta is restored as its chain: the full backup, then each layer over it (BACKUP_NOT_FOUND names a missing one).
   const layers = await resolveChain(handle, { store, signal });
-  for (const layer of layers) await checkStored(layer, store, signal);
+  await Promise.all(layers.map((layer) => checkStored(layer, store, signal)));
 
   const slash = target.lastIndexOf('/');
   const staging = `${target.slice(0, slash) || ''}/.${target.slice(slash + 1)}.restore-${handle.id}`;

@@ -103,7 +103,10 @@ export async function restoreBackup(backup: DirectoryBackup | string, options: R
   try {
     const layers = await resolveChain(handle, { store, signal: controller.signal });
     const [full, ...deltas] = layers as [DirectoryBackup, ...DirectoryBackup[]];
-    await Promise.all(deltas.map((delta) => checkStored(delta, store, controller.signal)));
+    // A chain's layers are all there with their sizes before anything is downloaded (one round trip: the HEADs at once);
+    // a full backup alone is checked beside its first GET.
+    const checked = deltas.length > 0;
+    if (checked) await Promise.all(layers.map((layer) => checkStored(layer, store, controller.signal)));
     const total = layers.reduce((sum, layer) => sum + layer.size, 0);
     const fileTotal = layers.every((layer) => typeof layer.bytes === 'number') ? layers.reduce((sum, layer) => sum + layer.bytes!, 0) : undefined;
     // Bytes written out, and files' bytes finished, by the layers done.
@@ -116,6 +119,8 @@ export async function restoreBackup(backup: DirectoryBackup | string, options: R
     const opened = deltas.map(() => deferred<SquashfsImage>());
     const shadowing = deltas.length === 0 ? undefined : Promise.all(opened.map((d) => d.promise)).then((images) => Shadows.of(images, controller.signal));
     shadowing?.catch(() => undefined); // awaited below
+    // The full backup's download goes first: it is the longest.
+    const starting = ImageDownload.start(full, store, nodeSha256, options.download, controller.signal, checked);
     // The deltas download while the full backup does (they are small: what costs is their round trips), each into a file of its own.
     const deltaBytes = new Map<DirectoryBackup, number>();
     const reportDownload = (fullBytes: number) =>
@@ -135,7 +140,7 @@ export async function restoreBackup(backup: DirectoryBackup | string, options: R
       return fetched;
     });
 
-    download = await ImageDownload.start(full, store, nodeSha256, options.download, controller.signal);
+    download = await starting;
     await mkdir(dirname(target), { recursive: true }).catch((cause: Error) => {
       throw new BackupError('BACKUP_RESTORE_ERROR', `cannot create ${dirname(target)}: ${cause.message}`, { path: target, cause });
     });
@@ -220,8 +225,8 @@ interface FetchedDelta {
 }
 
 /**
- * Downloads a delta whole into `temp` and verifies its size and SHA-256
- * (BACKUP_INTEGRITY_ERROR) before it is applied. Its tables come first and
+ * Downloads a delta whole into `temp` (its size checked by the caller)
+ * and verifies its SHA-256 (BACKUP_INTEGRITY_ERROR) before it is applied. Its tables come first and
  * are read as soon as they are there (`onOpened`: what it hides below is
  * known early); a delta that then fails its check fails the restore. On
  * failure the file is removed here; on success, by the caller (`remove`).
@@ -241,7 +246,7 @@ async function fetchDelta(
     await rm(temp, { force: true });
   };
   try {
-    download = await ImageDownload.start(delta, store, nodeSha256, options.download, options.signal);
+    download = await ImageDownload.start(delta, store, nodeSha256, options.download, options.signal, true);
     fd = fs.openSync(temp, 'wx+', 0o600);
     // Once filled, the file is an image file like any other: its reads need not wait, and the extraction workers open it by path.
     const file = new GrowingFile(download, fd, temp, delta.size);
