@@ -16,10 +16,10 @@ export default defineConfig([
     // dist/workerd.js keeps its import of the module beside it, for the Worker's bundler to load as a compiled module.
     external: ['./zstd.wasm'],
     // The zstd encoder: read on Node from beside the bundles, imported by dist/workerd.js, and `squashfs-ts/zstd.wasm` for anyone.
-    // Likewise xz.wasm: liblzma from node-liblzma's build (a dev dependency whose JS is never used).
+    // Likewise xz.wasm: our liblzma build (scripts/xz-wasm).
     onSuccess: async () => {
       await copyFile('node_modules/@foxglove/wasm-zstd/dist/wasm-zstd.wasm', 'dist/zstd.wasm');
-      await copyFile('node_modules/node-liblzma/lib/wasm/liblzma.wasm', 'dist/xz.wasm');
+      await copyFile('scripts/xz-wasm/liblzma.wasm', 'dist/xz.wasm');
     },
   },
   {

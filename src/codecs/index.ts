@@ -14,7 +14,7 @@ export { lzmaCodec, LZMA_ID } from './lzma.js';
 export { lzoCodec, LZO_ID } from './lzo.js';
 export { xzCodec, XZ_ID } from './xz.js';
 export { createXzCodec, encodeXzOptions, xzSettings, XZ_DEFAULT_LEVEL, XZ_FILTERS, type XzCodecOptions, type XzSettings } from './xz-encoder.js';
-export { loadXzWasmModule, instantiateXzWasm, XZ_WASM_PACKAGE, type XzWasm } from './xz-wasm.js';
+export { loadXzWasmModule, instantiateXzWasm, type XzWasm } from './xz-wasm.js';
 export { zstdCodec, createZstdCodec, encodeZstdOptions, ZSTD_DEFAULT_LEVEL, ZSTD_ID, type ZstdCodecOptions } from './zstd.js';
 export { loadZstdWasmModule, instantiateZstdWasm, ZSTD_WASM_PACKAGE, type ZstdWasm } from './zstd-wasm.js';
 

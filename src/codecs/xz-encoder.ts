@@ -137,7 +137,7 @@ function xzWriter(wasm: XzWasm, settings: XzSettings | undefined): Codec {
 
 export interface XzCodecOptions {
   /**
-   * The package's `xz.wasm` (liblzma, from `node-liblzma`'s build),
+   * The package's `xz.wasm` (our liblzma build, scripts/xz-wasm),
    * compiled. Required where code generation from bytes is refused
    * (Cloudflare Workers: import the file as a module). Default, on Node: the
    * package's dist/xz.wasm, read and compiled once per thread.

@@ -3,41 +3,37 @@ import { SquashfsError } from '../errors.js';
 import { locateWasm, nodeBuiltin, nodeWasmLocator, type WasmLocator } from './node-builtin.js';
 
 /**
- * A small driver for the liblzma build shipped by `node-liblzma` (its
- * `lib/wasm/liblzma.wasm`: xz-utils' liblzma 5.8.2 built by Emscripten,
- * the same library mksquashfs links). Only the `.wasm` is used, never the
- * package's JS or its native addon: the build copies the file to
- * dist/xz.wasm, so the package is a dev dependency only. The module is
- * instantiated here with `new WebAssembly.Instance(module, imports)`, which
- * works from a precompiled `WebAssembly.Module` (a Worker's `.wasm` import)
- * as well as from one compiled on Node.
+ * A small driver for our liblzma build (scripts/xz-wasm: xz-utils' liblzma
+ * 5.8.1 from Debian's source package, built by Emscripten at -O3 with LTO,
+ * the same library mksquashfs links; build.sh there makes it, README.md
+ * there says how and how fast). The build copies it to dist/xz.wasm. The
+ * module is instantiated here with `new WebAssembly.Instance(module,
+ * imports)`, which works from a precompiled `WebAssembly.Module` (a
+ * Worker's `.wasm` import) as well as from one compiled on Node.
  *
  * Blocks are compressed with `lzma_stream_buffer_encode`, as squashfs-tools
  * does: one .xz stream with a CRC32 check, LZMA2 behind an optional
  * branch/call/jump filter, the LZMA2 options of an xz preset with the
  * dictionary size set by the caller.
  *
- * The build's import and export names are minified; the table below maps
- * them for the pinned package version (4.0.2; the mapping is the one in its
- * `lib/wasm/liblzma.js`). The module's shape is checked and a self-test
- * run, so another build fails loudly instead of misbehaving.
+ * The module's shape (its one import and the exports below) is checked
+ * and a self-test run, so another build fails loudly instead of
+ * misbehaving.
  */
 
-/** The npm package whose wasm this driver runs (pinned exactly in package.json). */
-export const XZ_WASM_PACKAGE = 'node-liblzma';
-/** The module's file in that package, as its `exports` map names it. */
-const XZ_WASM_SPECIFIER = 'node-liblzma/wasm/liblzma.wasm';
+/** The module in this repository, for runs from the sources (the build copies it beside the bundles). */
+const XZ_WASM_SOURCE = '../../scripts/xz-wasm/liblzma.wasm';
 /** This package's copy of it, which the build puts beside the bundles (`dist/xz.wasm`). */
 const BUILT_WASM_FILE = 'xz.wasm';
 
-/** What each (minified) export of the build is. */
+/** The exports the driver uses, by what it calls them. */
 const EXPORTS = {
-  memory: 'b',
-  callCtors: 'c', // __wasm_call_ctors
-  versionString: 'e', // lzma_version_string()
-  streamBufferEncode: 'n', // lzma_stream_buffer_encode(filters, check, allocator, in, in_size, out, out_pos, out_size)
-  malloc: 's',
-  free: 't',
+  memory: 'memory',
+  callCtors: '__wasm_call_ctors',
+  versionString: 'lzma_version_string', // ()
+  streamBufferEncode: 'lzma_stream_buffer_encode', // (filters, check, allocator, in, in_size, out, out_pos, out_size)
+  malloc: 'malloc',
+  free: 'free',
 } as const;
 
 const ARITY: Record<Exclude<keyof typeof EXPORTS, 'memory'>, number> = {
@@ -48,8 +44,8 @@ const ARITY: Record<Exclude<keyof typeof EXPORTS, 'memory'>, number> = {
   free: 1,
 };
 
-/** The one import the build expects: a.a, emscripten_resize_heap. */
-const IMPORTS = ['a.a:function'];
+/** The one import the build expects. */
+const IMPORTS = ['env.emscripten_resize_heap:function'];
 
 const MAX_HEAP = 256 * 1024 * 1024; // the build's memory maximum
 const PAGE = 65536;
@@ -96,9 +92,9 @@ function wasmError(message: string): never {
   throw new SquashfsError('CODEC_ERROR', `xz (wasm): ${message}`);
 }
 
-/** Throws unless `module` has the imports and exports of the pinned build. */
+/** Throws unless `module` has the imports and exports of our build. */
 function checkXzModule(module: WebAssembly.Module): void {
-  checkModuleShape(module, IMPORTS, EXPORTS, `${XZ_WASM_PACKAGE}'s liblzma.wasm`, wasmError);
+  checkModuleShape(module, IMPORTS, EXPORTS, 'xz.wasm (liblzma)', wasmError);
 }
 
 /** One xz block to make: the preset (0-9), the LZMA2 dictionary and an optional BCJ filter id before LZMA2. */
@@ -123,7 +119,7 @@ export class XzWasm {
   private srcCapacity = 0;
   private dst = 0;
   private dstCapacity = 0;
-  /** liblzma's version, e.g. "5.8.2". */
+  /** liblzma's version, e.g. "5.8.1". */
   readonly version: string;
 
   constructor(private readonly module: WebAssembly.Module) {
@@ -153,7 +149,7 @@ export class XzWasm {
     };
     let instance: WebAssembly.Instance;
     try {
-      instance = new WebAssembly.Instance(this.module, { a: { a: resizeHeap } });
+      instance = new WebAssembly.Instance(this.module, { env: { emscripten_resize_heap: resizeHeap } });
     } catch (cause) {
       throw new SquashfsError('CODEC_ERROR', `xz (wasm): cannot instantiate: ${(cause as Error).message}`, { cause });
     }
@@ -161,7 +157,7 @@ export class XzWasm {
     const x = Object.fromEntries(Object.entries(EXPORTS).map(([meaning, name]) => [meaning, raw[name]])) as unknown as Exports;
     for (const [meaning, arity] of Object.entries(ARITY)) {
       const fn = (x as unknown as Record<string, Fn>)[meaning];
-      if (fn.length !== arity) wasmError(`export for ${meaning} takes ${fn.length} arguments, expected ${arity}: not the pinned liblzma.wasm build`);
+      if (fn.length !== arity) wasmError(`export for ${meaning} takes ${fn.length} arguments, expected ${arity}: not our liblzma.wasm build`);
     }
     memory = x.memory;
     x.callCtors();
@@ -259,9 +255,9 @@ export function instantiateXzWasm(module: WebAssembly.Module): XzWasm {
   return new XzWasm(module);
 }
 
-/** The module's file: the package's dist/xz.wasm, else (running from the sources) the dev dependency's. */
+/** The module's file: the package's dist/xz.wasm, else (running from the sources) scripts/xz-wasm's. */
 export function xzWasmPath(node: WasmLocator, from: string): string {
-  return locateWasm(node, from, BUILT_WASM_FILE, XZ_WASM_SPECIFIER);
+  return locateWasm(node, from, BUILT_WASM_FILE, XZ_WASM_SOURCE);
 }
 
 let nodeModule: Promise<WebAssembly.Module> | undefined;
