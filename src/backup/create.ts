@@ -410,43 +410,46 @@ async function planIncremental(
 ): Promise<{ base: DirectoryBackup; plan: DeltaPlan } | undefined> {
   if (options.base === undefined) return undefined;
   const { signal } = options;
-  let base: DirectoryBackup | undefined;
-  let listed: DirectoryBackup[] | undefined;
-  if (options.base === 'latest') {
-    const now = Date.now();
-    listed = await listBackups({ store, signal });
-    const live = listed.filter((b) => b.dir === config.dir && now <= Date.parse(b.expiresAt));
-    base = live[live.length - 1];
-    if (!base) {
-      warnings.push(`a full backup was made: ${store.location} holds no live backup of ${config.dir} to be a delta over`);
-      return undefined;
-    }
-  } else {
-    base = await resolveBackup(options.base, { store, signal });
-  }
-  const layers = await resolveChain(base, { store, signal, known: listed });
-  if (layers.length > config.maxChain) {
-    warnings.push(`a full backup was made: a delta over ${base.id} would be delta ${layers.length} of its chain, more than maxChain (${config.maxChain})`);
-    return undefined;
-  }
-  const images = [];
-  // Opened at once, while the codecs load: each is a few round trips (its size, superblock and tables).
-  const opening = layers.map((layer) => openLayer(layer, { store, signal, codecsLoading, wholeTables: true }));
-  // The tree is read while they are fetched and read.
+  // The tree is read while the chain is found, fetched and read (stopped unread if a full backup is made instead).
   const walk = new TreeWalk(source, config.dir, exclude, signal);
   try {
-    const settled = await Promise.allSettled(opening);
-    for (const result of settled) if (result.status === 'fulfilled') images.push(result.value);
-    const failure = settled.find((result): result is PromiseRejectedResult => result.status === 'rejected');
-    if (failure) throw failure.reason;
-    const merged = await mergedTree(images, signal);
-    const content = options.compare === 'content' ? { sums: await chainSums(store, layers, signal), createHash } : undefined;
-    // The xattr lookup ran while the chain was fetched.
-    const plan = await planDelta(walk, source, config.dir, merged, { xattrs: await xattrs, signal, content });
-    return { base, plan };
+    let base: DirectoryBackup | undefined;
+    let listed: DirectoryBackup[] | undefined;
+    if (options.base === 'latest') {
+      const now = Date.now();
+      listed = await listBackups({ store, signal });
+      const live = listed.filter((b) => b.dir === config.dir && now <= Date.parse(b.expiresAt));
+      base = live[live.length - 1];
+      if (!base) {
+        warnings.push(`a full backup was made: ${store.location} holds no live backup of ${config.dir} to be a delta over`);
+        return undefined;
+      }
+    } else {
+      base = await resolveBackup(options.base, { store, signal });
+    }
+    const layers = await resolveChain(base, { store, signal, known: listed });
+    if (layers.length > config.maxChain) {
+      warnings.push(`a full backup was made: a delta over ${base.id} would be delta ${layers.length} of its chain, more than maxChain (${config.maxChain})`);
+      return undefined;
+    }
+    const images = [];
+    // Opened at once, while the codecs load: each is a few round trips (its size, superblock and tables).
+    const opening = layers.map((layer) => openLayer(layer, { store, signal, codecsLoading, wholeTables: true }));
+    try {
+      const settled = await Promise.allSettled(opening);
+      for (const result of settled) if (result.status === 'fulfilled') images.push(result.value);
+      const failure = settled.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+      if (failure) throw failure.reason;
+      const merged = await mergedTree(images, signal);
+      const content = options.compare === 'content' ? { sums: await chainSums(store, layers, signal), createHash } : undefined;
+      // The xattr lookup ran while the chain was fetched.
+      const plan = await planDelta(walk, source, config.dir, merged, { xattrs: await xattrs, signal, content });
+      return { base, plan };
+    } finally {
+      await Promise.all(images.map((image) => image.close()));
+    }
   } finally {
     walk.stop();
-    await Promise.all(images.map((image) => image.close()));
   }
 }
 

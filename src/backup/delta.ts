@@ -191,7 +191,8 @@ export class TreeWalk {
     private readonly signal?: AbortSignal,
     private readonly readAhead = READ_AHEAD_ENTRIES,
   ) {
-    void this.visit(root, '', new EventLoopTurns()).then(
+    // Short slices: the chain's requests, signed and sent beside it, wait for each.
+    void this.visit(root, '', new EventLoopTurns(1)).then(
       () => (this.finished = true),
       (error: unknown) => (this.failure = { error }),
     ).finally(() => this.wakeReader?.());

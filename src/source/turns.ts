@@ -1,4 +1,4 @@
-/** The longest a walk or a read of a synchronous source runs without letting the event loop in, in ms. */
+/** The longest a walk or a read of a synchronous source runs without letting the event loop in, in ms (by default). */
 const YIELD_AFTER_MS = 4;
 
 /**
@@ -11,8 +11,11 @@ const YIELD_AFTER_MS = 4;
 export class EventLoopTurns {
   private since = Date.now();
 
+  /** `sliceMs`: how long it may run between turns (default 4 ms). */
+  constructor(private readonly sliceMs = YIELD_AFTER_MS) {}
+
   async pause(): Promise<void> {
-    if (Date.now() - this.since < YIELD_AFTER_MS) return;
+    if (Date.now() - this.since < this.sliceMs) return;
     const immediate = (globalThis as { setImmediate?: (fn: () => void) => unknown }).setImmediate;
     await new Promise<void>((resolve) => (immediate ? immediate(resolve) : setTimeout(resolve, 0)));
     this.since = Date.now();

@@ -326,13 +326,13 @@ export class StreamUpload {
     const body = this.patched(bytes);
     this.current = undefined;
     this.first = undefined;
-    await this.call('put', undefined, () => this.store.put(this.key, body, this.controller.signal));
+    // A multipart upload created for a stream that came out smaller than expected is aborted beside the PUT.
+    const aborting = this.abortUpload();
+    await this.call('put', undefined, () => this.store.put(this.key, body, this.controller.signal)).finally(() => aborting);
     this.finished = true;
     this.acknowledge(body.length);
     // No HEAD after it: a PUT answered 2xx stored exactly the Content-Length it sent (a multipart upload is checked
-    // after CompleteMultipartUpload, which can answer 200 and fail). One created for a stream that came out smaller
-    // than expected is aborted.
-    await this.abortUpload();
+    // after CompleteMultipartUpload, which can answer 200 and fail).
     return { key: this.key, size: body.length, parts: 0, partSize: this.partSize };
   }
 
