@@ -39,11 +39,7 @@ const TYPE_BITS: Record<EntryStat['type'], number> = {
 };
 
 /** A name's bytes as a string key (one char per byte: equal keys, equal bytes). */
-const nameKey = (name: Uint8Array): string => {
-  let key = '';
-  for (let i = 0; i < name.length; i++) key += String.fromCharCode(name[i]!);
-  return key;
-};
+const nameKey = (name: Uint8Array): string => String.fromCharCode.apply(null, name as unknown as number[]); // a name is at most 256 bytes
 const keyBytes = (key: string): Uint8Array => Uint8Array.from(key, (c) => c.charCodeAt(0));
 
 /** Xattrs in a canonical form for comparison; overlayfs's own are not part of the tree. */

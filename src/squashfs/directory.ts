@@ -114,37 +114,41 @@ export function readListing(
   let buffer = new Uint8Array(0);
   let at = 0;
   let fetched = 0;
-  /** Makes sure `n` bytes are buffered at `at`. */
-  const need = (n: number): DataView => {
+  /** Makes sure `n` bytes are buffered at `at` (fields are read from `buffer` directly: a listing is read cold, once). */
+  const need = (n: number): void => {
     while (buffer.length - at < n) {
       if (fetched >= size) throw corrupt('an entry runs past the listing');
       const more = cursor.takeSome(size - fetched);
       fetched += more.length;
-      const joined = new Uint8Array(buffer.length - at + more.length);
-      joined.set(buffer.subarray(at));
-      joined.set(more, buffer.length - at);
-      buffer = joined;
+      if (at === buffer.length) buffer = more;
+      else {
+        const joined = new Uint8Array(buffer.length - at + more.length);
+        joined.set(buffer.subarray(at));
+        joined.set(more, buffer.length - at);
+        buffer = joined;
+      }
       at = 0;
     }
-    return new DataView(buffer.buffer, buffer.byteOffset + at, n);
   };
+  const u16 = (o: number) => buffer[o]! | (buffer[o + 1]! << 8);
+  const u32 = (o: number) => (u16(o) | (u16(o + 2) << 16)) >>> 0;
   let consumed = 0;
   while (consumed < size) {
     if (size - consumed < DIRECTORY_HEADER_SIZE) throw corrupt(`${size - consumed} stray bytes after the entries`);
-    const hv = need(DIRECTORY_HEADER_SIZE);
-    const count = hv.getUint32(0, true) + 1;
-    const block = hv.getUint32(4, true);
-    const base = hv.getUint32(8, true);
+    need(DIRECTORY_HEADER_SIZE);
+    const count = u32(at) + 1;
+    const block = u32(at + 4);
+    const base = u32(at + 8);
     at += DIRECTORY_HEADER_SIZE;
     if (count > MAX_ENTRIES_PER_HEADER) throw corrupt(`a header claims ${count} entries`);
     consumed += DIRECTORY_HEADER_SIZE;
     for (let i = 0; i < count; i++) {
       if (size - consumed < DIRECTORY_ENTRY_SIZE) throw corrupt('an entry runs past the listing');
-      const ev = need(DIRECTORY_ENTRY_SIZE);
-      const nameLength = ev.getUint16(6, true) + 1;
-      const type = ev.getUint16(4, true);
-      const offset = ev.getUint16(0, true);
-      const inodeNumber = base + ev.getInt16(2, true);
+      need(DIRECTORY_ENTRY_SIZE);
+      const nameLength = u16(at + 6) + 1;
+      const type = u16(at + 4);
+      const offset = u16(at);
+      const inodeNumber = base + ((u16(at + 2) << 16) >> 16); // the delta is signed
       if (nameLength > MAX_NAME_LENGTH) throw corrupt(`a name of ${nameLength} bytes`);
       if (type < 1 || type > 7) throw corrupt(`entry type ${type}`);
       consumed += DIRECTORY_ENTRY_SIZE + nameLength;
