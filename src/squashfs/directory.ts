@@ -111,7 +111,7 @@ export function readListing(
   visit: (entry: ListingEntry) => boolean,
 ): void {
   const corrupt = (message: string) => new SquashfsError('CORRUPT_IMAGE', `directory listing at ${where}: ${message}`, { offset: where });
-  let buffer = new Uint8Array(0);
+  let buffer: Uint8Array = new Uint8Array(0);
   let at = 0;
   let fetched = 0;
   /** Makes sure `n` bytes are buffered at `at` (fields are read from `buffer` directly: a listing is read cold, once). */
