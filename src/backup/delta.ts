@@ -8,7 +8,7 @@ import { joinPath } from '../source/paths.js';
 import { EventLoopTurns } from '../source/turns.js';
 import {
   S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK,
-  type SourcePath, type SourceStat, type TreeSource,
+  type SourcePath, type SourceStat, type TreeSource, type XattrLookup,
 } from '../source/source.js';
 import type { HashFactory } from '../hash.js';
 import { isOpaque, isWhiteout, OPAQUE_VALUE, OPAQUE_XATTR, OVERLAY_XATTR_PREFIX } from './chain.js';
@@ -131,7 +131,7 @@ export interface PlanOptions {
    * as changed).
    */
   content?: { sums: Sums; createHash: HashFactory };
-  xattrs?: (path: SourcePath) => Promise<readonly Xattr[] | undefined>;
+  xattrs?: XattrLookup;
   signal?: AbortSignal;
 }
 
@@ -156,7 +156,7 @@ async function lstatAll(source: TreeSource, paths: readonly SourcePath[]): Promi
 interface LocalDirectory {
   names: Uint8Array[];
   paths: SourcePath[];
-  /** Paths relative to the root, as the exclude filter saw them. */
+  /** Paths relative to the root, as the exclude filter saw them (with no filter, none). */
   relatives: string[];
   stats: SourceStat[];
 }
@@ -220,14 +220,17 @@ export class TreeWalk {
     const names = (await this.source.readdir(path)).sort(compareBytes);
     const paths = names.map((name) => joinPath(path, name));
     const stats = await lstatAll(this.source, paths);
-    const directory: LocalDirectory = { names: [], paths: [], relatives: [], stats: [] };
-    for (const [i, name] of names.entries()) {
-      const childRelative = relative === '' ? decodeUtf8Lossy(name) : `${relative}/${decodeUtf8Lossy(name)}`;
-      if (await this.exclude?.(childRelative, (stats[i]!.mode & S_IFMT) === S_IFDIR)) continue;
-      directory.names.push(name);
-      directory.paths.push(paths[i]!);
-      directory.relatives.push(childRelative);
-      directory.stats.push(stats[i]!);
+    let directory: LocalDirectory = { names, paths, relatives: [], stats };
+    if (this.exclude) {
+      directory = { names: [], paths: [], relatives: [], stats: [] };
+      for (const [i, name] of names.entries()) {
+        const childRelative = relative === '' ? decodeUtf8Lossy(name) : `${relative}/${decodeUtf8Lossy(name)}`;
+        if (await this.exclude(childRelative, (stats[i]!.mode & S_IFMT) === S_IFDIR)) continue;
+        directory.names.push(name);
+        directory.paths.push(paths[i]!);
+        directory.relatives.push(childRelative);
+        directory.stats.push(stats[i]!);
+      }
     }
     this.ready.push(directory);
     this.held += directory.names.length;
@@ -238,7 +241,7 @@ export class TreeWalk {
     }
     await turns.pause();
     for (const [i, stat] of directory.stats.entries()) {
-      if ((stat.mode & S_IFMT) === S_IFDIR) await this.visit(directory.paths[i]!, directory.relatives[i]!, turns);
+      if ((stat.mode & S_IFMT) === S_IFDIR) await this.visit(directory.paths[i]!, directory.relatives[i] ?? '', turns);
     }
   }
 }
@@ -258,16 +261,25 @@ export async function planDelta(walk: TreeWalk, source: TreeSource, root: string
   const above = new Map<string, { parent: SourcePath; name: Uint8Array }>();
   /** Hard-linked inodes: each name's directory and name, and whether any name goes in. */
   const linked = new Map<string, { parents: SourcePath[]; names: Uint8Array[]; changed: boolean }>();
-  const xattrsOf = async (path: SourcePath) => canonicalXattrs(await options.xattrs?.(path));
 
-  const sameEntry = async (stat: SourceStat, earlier: MergedEntry, path: SourcePath): Promise<boolean> => {
+  /**
+   * The quick check of one entry; at once (no turn of the event loop) when
+   * nothing needs reading: a walk of an unchanged tree makes one per entry.
+   */
+  const sameEntry = (stat: SourceStat, earlier: MergedEntry, path: SourcePath): boolean | Promise<boolean> => {
     const type = stat.mode & S_IFMT;
     if (stat.mode !== earlier.mode || stat.uid !== earlier.uid || stat.gid !== earlier.gid) return false;
     if (Math.min(Math.max(stat.mtime, 0), 0xffffffff) !== earlier.mtime) return false;
     if (type === S_IFREG && stat.size !== earlier.size) return false;
     if ((type === S_IFBLK || type === S_IFCHR) && (stat.rdevMajor !== earlier.rdev?.major || stat.rdevMinor !== earlier.rdev?.minor)) return false;
+    const xattrs = options.xattrs?.(path);
+    if (type === S_IFLNK || xattrs instanceof Promise || (type === S_IFREG && options.content)) return sameContent(type, earlier, path, xattrs);
+    return canonicalXattrs(xattrs) === earlier.xattrs;
+  };
+  /** The rest of the check: a symlink's target, xattrs still to come, a file's checksum. */
+  const sameContent = async (type: number, earlier: MergedEntry, path: SourcePath, xattrs: ReturnType<XattrLookup> | undefined): Promise<boolean> => {
     if (type === S_IFLNK && !bytesEqual(await source.readlink(path), earlier.target ?? new Uint8Array(0))) return false;
-    if ((await xattrsOf(path)) !== earlier.xattrs) return false;
+    if (canonicalXattrs(await xattrs) !== earlier.xattrs) return false;
     if (type !== S_IFREG || !options.content) return true;
     const recorded = options.content.sums.get(relativeKey(root, path));
     return recorded !== undefined && recorded === (await hashFile(source, path, options.content.createHash));
@@ -291,7 +303,8 @@ export async function planDelta(walk: TreeWalk, source: TreeSource, root: string
       const key = nameKey(name);
       present.add(key);
       const earlier = below?.children!.get(key);
-      const same = earlier !== undefined && (await sameEntry(stat, earlier, childPath));
+      const checked = earlier !== undefined && sameEntry(stat, earlier, childPath);
+      const same = typeof checked === 'boolean' ? checked : await checked;
       if (!same) plan.changed++;
       let needed = !same;
       if (isDirectory) {
@@ -368,8 +381,8 @@ export function deltaSource(source: TreeSource, plan: DeltaPlan): TreeSource {
 /** The xattr lookup of a delta: the tree's, none for whiteouts, the opaque marker on opaque directories. */
 export function deltaXattrs(
   plan: DeltaPlan,
-  lookup: ((path: SourcePath) => Promise<readonly Xattr[] | undefined>) | undefined,
-): (path: SourcePath) => Promise<readonly Xattr[] | undefined> {
+  lookup: XattrLookup | undefined,
+): XattrLookup {
   return async (path) => {
     const key = sourceKey(path);
     if (plan.whiteouts.has(key)) return undefined;

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import type { SourcePath } from '../source/source.js';
+import type { SourcePath, XattrLookup } from '../source/source.js';
 import type { Xattr } from '../squashfs/xattr-table.js';
 
 /** A key for a path, equal for the string and byte forms of the same bytes. */
@@ -65,17 +65,25 @@ export async function readTreeXattrs(root: string): Promise<Map<string, Xattr[]>
  * it up. `onMissing` is told once when getfattr is not installed; every
  * lookup then finds nothing.
  */
-export function treeXattrs(root: string, onMissing?: () => void): (path: SourcePath) => Promise<readonly Xattr[] | undefined> {
+export function treeXattrs(root: string, onMissing?: () => void): XattrLookup {
   const table = readTreeXattrs(root);
   table.catch(() => undefined); // rethrown by the first lookup
   let told = false;
-  return async (path) => {
-    const found = await table;
+  // Once the table is read, lookups answer at once (a tree with none, without a key).
+  let loaded: { found: Map<string, Xattr[]> | undefined } | undefined;
+  const lookup = (found: Map<string, Xattr[]> | undefined, path: SourcePath) => {
     if (!found && !told) {
       told = true;
       onMissing?.();
     }
-    return found?.get(pathKey(path));
+    return found && found.size > 0 ? found.get(pathKey(path)) : undefined;
+  };
+  return (path) => {
+    if (loaded) return lookup(loaded.found, path);
+    return table.then((found) => {
+      loaded = { found };
+      return lookup(found, path);
+    });
   };
 }
 

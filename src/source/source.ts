@@ -39,6 +39,13 @@ export interface SourceFile {
  * The tree the writer packs. `fsSource` adapts anything shaped like
  * node:fs/promises (memfs included); other sources implement this directly.
  */
+/**
+ * Extended attributes per path: at once where they are at hand (a table
+ * read already), else later. A walk asks for every entry's, so an answer at
+ * once saves a turn of the event loop per entry.
+ */
+export type XattrLookup = (path: SourcePath) => readonly Xattr[] | undefined | Promise<readonly Xattr[] | undefined>;
+
 export interface TreeSource {
   lstat(path: SourcePath): Promise<SourceStat>;
   /** The raw names in a directory, without "." and "..". */

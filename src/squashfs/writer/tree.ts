@@ -3,12 +3,11 @@ import type { ExcludeFilter } from '../../source/exclude.js';
 import { displayPath, joinPath } from '../../source/paths.js';
 import {
   S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK,
-  type SourcePath, type SourceStat, type TreeSource,
+  type SourcePath, type SourceStat, type TreeSource, type XattrLookup,
 } from '../../source/source.js';
 import { compareBytes, decodeUtf8Lossy } from '../bytes.js';
 import { NAME_MAX } from '../constants.js';
 import { isValidName } from '../directory.js';
-import type { Xattr } from '../xattr-table.js';
 import { BLOCK_DEVICE, CHAR_DEVICE, DIRECTORY, EntryTable, FIFO, FILE, NONE, SOCKET, SYMLINK } from './entries.js';
 
 export interface WalkedTree {
@@ -141,9 +140,10 @@ export async function walkTree(source: TreeSource, rootPath: SourcePath, options
  * that is slow to start (Node's one getfattr run over the tree) overlaps
  * the walk and the data instead of holding them up.
  */
-export async function attachXattrs(tree: WalkedTree, lookup: (path: SourcePath) => Promise<readonly Xattr[] | undefined>): Promise<void> {
+export async function attachXattrs(tree: WalkedTree, lookup: XattrLookup): Promise<void> {
   for (let entry = 0; entry < tree.entries.count; entry++) {
-    const xattrs = await lookup(tree.pathOf(entry));
+    const found = lookup(tree.pathOf(entry));
+    const xattrs = found instanceof Promise ? await found : found;
     if (xattrs && xattrs.length > 0) tree.entries.xattrs.set(entry, xattrs);
   }
 }

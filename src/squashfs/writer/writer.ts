@@ -3,14 +3,14 @@ import { defaultCodecs } from '../../codecs/index.js';
 import { SquashfsError, throwIfAborted } from '../../errors.js';
 import { sha256, type HashFactory } from '../../hash.js';
 import type { ExcludeFilter } from '../../source/exclude.js';
-import type { SourcePath, TreeSource } from '../../source/source.js';
+import type { SourcePath, TreeSource, XattrLookup } from '../../source/source.js';
 import { DEFAULT_BLOCK_SIZE, DEVICE_BLOCK, Flag, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE } from '../constants.js';
 import { encodeExportTable } from '../export-table.js';
 import { encodeFragmentTable, type FragmentEntry } from '../fragment-table.js';
 import { IdTable } from '../id-table.js';
 import { encodeLookupTable, encodeMetadataBlock, type BlockCompressor } from '../metadata.js';
 import { encodeSuperblock, SUPERBLOCK_SIZE } from '../superblock.js';
-import { XattrTableBuilder, type Xattr } from '../xattr-table.js';
+import { XattrTableBuilder } from '../xattr-table.js';
 import { DataWriter, type FragmentMode } from './data.js';
 import { writeMetadataTables } from './metadata-tables.js';
 import { blockStorer, OrderedOutput, type ImageSink, type StoredBlock } from './output.js';
@@ -55,7 +55,7 @@ export interface WriterOptions {
   mtime?: number;
   exclude?: ExcludeFilter;
   /** Extended attributes per path; default: the source's own `xattrs`, if any. */
-  xattrs?: (path: SourcePath) => Promise<readonly Xattr[] | undefined>;
+  xattrs?: XattrLookup;
   codecs?: CodecRegistry;
   /**
    * Stores one data or fragment block (compressed, or raw when that is not
