@@ -11,6 +11,7 @@ import fc from 'fast-check';
 import { Miniflare } from 'miniflare';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { awsPresigner, BackupError, r2Store, s3Store, StreamUpload, type ObjectStore, type Presigner, type R2BucketLike } from '../src/index.js';
+import { RequestPolicy } from '../src/uploader/policy.js';
 import { localStore } from '../src/node/index.js';
 import { ACCESS_KEY, SECRET_KEY, startS3, type Fault, type S3Harness } from './helpers/s3-server.js';
 import { pseudoRandomBytes } from './helpers/tree.js';
@@ -328,6 +329,30 @@ describe('StreamUpload to R2 (Miniflare, through the binding API)', () => {
       expectSame(await store.getRange('r2.sqfs', 6 * MiB, 10), data.subarray(6 * MiB, 6 * MiB + 10));
     } finally {
       await mf.dispose();
+    }
+  });
+});
+
+describe('the request policy, many requests on one signal', () => {
+  it('waits on a shared signal without a leak warning, and an abort still ends every request', async () => {
+    const policy = new RequestPolicy({ baseDelayMs: 5, maxDelayMs: 20, requestTimeout: 10_000 });
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on('warning', onWarning);
+    try {
+      const controller = new AbortController();
+      // 24 at once: Node warns past 10 listeners a signal.
+      const never = () => new Promise<never>(() => undefined);
+      const running = Array.from({ length: 24 }, (_, i) => policy.run({ operation: 'get', key: `k${i}` }, never, controller.signal));
+      const answered = await Promise.all(Array.from({ length: 24 }, (_, i) => policy.run({ operation: 'get', key: `ok${i}` }, async () => i, controller.signal)));
+      expect(answered).toEqual(Array.from({ length: 24 }, (_, i) => i));
+      await new Promise((resolve) => setTimeout(resolve, 20)); // warnings are emitted on a later tick
+      controller.abort(new Error('stopped by the caller'));
+      const settled = await Promise.allSettled(running);
+      expect(settled.every((s) => s.status === 'rejected' && (s.reason as Error).message === 'stopped by the caller')).toBe(true);
+      expect(warnings.map((w) => w.name)).not.toContain('MaxListenersExceededWarning');
+    } finally {
+      process.off('warning', onWarning);
     }
   });
 });

@@ -98,8 +98,7 @@ export class RequestPolicy {
     for (let tries = 1; ; tries++) {
       signal?.throwIfAborted();
       const controller = new AbortController();
-      const onAbort = () => controller.abort(signal!.reason);
-      signal?.addEventListener('abort', onAbort, { once: true });
+      const forget = signal && whenAborted(signal, () => controller.abort(signal.reason));
       let stalled = false;
       let kept = false;
       let last = Date.now();
@@ -130,7 +129,7 @@ export class RequestPolicy {
         await sleep(wait, signal);
       } finally {
         clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
+        forget?.();
       }
     }
   }
@@ -200,15 +199,38 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
     const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
+      forget?.();
       resolve();
     }, ms);
-    const onAbort = () => {
+    const forget = signal && whenAborted(signal, () => {
       clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
+      reject(signal.reason);
+    });
   });
+}
+
+/** What waits on each caller's signal: one listener a signal, however many requests share it. */
+const abortWaiters = new WeakMap<AbortSignal, Set<() => void>>();
+
+/**
+ * Calls `onAbort` when `signal` aborts; returns the call that forgets it.
+ * Requests that share a signal (an upload's parts, a compaction's copies)
+ * share its one listener: a listener each would pass Node's limit of 10
+ * and print a leak warning, with nothing leaking.
+ */
+function whenAborted(signal: AbortSignal, onAbort: () => void): () => void {
+  let waiters = abortWaiters.get(signal);
+  if (!waiters) {
+    const all = new Set<() => void>();
+    abortWaiters.set(signal, all);
+    signal.addEventListener('abort', () => {
+      for (const waiter of [...all]) waiter();
+      all.clear();
+    }, { once: true });
+    waiters = all;
+  }
+  waiters.add(onAbort);
+  return () => void waiters.delete(onAbort);
 }
 
 /** Reads the Retry-After header (seconds, or an HTTP date) as ms. */
