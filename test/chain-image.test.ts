@@ -9,8 +9,9 @@ import { createHash } from 'node:crypto';
 import { existsSync, promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, expectTypeOf, it, vi } from 'vitest';
 import { ChainImage, type BackupImage } from '../src/backup/chain-image.js';
+import { imageSource } from '../src/backup/image-source.js';
 import { SquashfsError } from '../src/errors.js';
 import { fileSource, nodeCodecs, openImage, readTreeXattrs } from '../src/node/index.js';
 import { SquashfsImage } from '../src/squashfs/reader/image.js';
@@ -230,6 +231,40 @@ describe('ChainImage', () => {
     let seen = 0;
     for await (const _ of chain.walk()) if (++seen === 3) break;
     expect((await chain.readdir('/')).length).toBe(Object.keys(MERGED).filter((p) => p !== '' && !p.includes('/')).length);
+  });
+
+  it('gives its walk\'s listings as the writer\'s source, as readdir gives them, and in any order', async () => {
+    const listings = new Map<string, string[]>();
+    for await (const entry of chain.walk()) {
+      if (entry.stat.type === 'directory') listings.set(`/${entry.path}`, (await chain.readdir(entry)).map((e) => latin1(e.nameBytes)).sort());
+    }
+    const readdir = vi.spyOn(chain, 'readdir');
+    try {
+      // The writer's order (depth first, a directory entered as it is met): the names the walk keeps, no listing read again.
+      const inOrder = imageSource(chain);
+      const visit = async (at: string): Promise<void> => {
+        const names = (await inOrder.readdir(at)).map(latin1).sort();
+        expect(names, at).toEqual(listings.get(at));
+        for (const name of names) {
+          const child = at === '/' ? `/${name}` : `${at}/${name}`;
+          if (((await inOrder.lstat(child)).mode & 0o170000) === 0o040000) await visit(child);
+        }
+      };
+      await visit('/');
+      expect(readdir).not.toHaveBeenCalled();
+      // Out of the walk's order (deepest first): each listing still exact (the walk keeps those it passed).
+      const outOfOrder = imageSource(chain);
+      for (const at of [...listings.keys()].reverse()) {
+        await outOfOrder.lstat(at);
+        expect((await outOfOrder.readdir(at)).map(latin1).sort(), at).toEqual(listings.get(at));
+      }
+      expect(readdir).not.toHaveBeenCalled();
+      // Asked for again, once given out: read from the layers.
+      expect((await outOfOrder.readdir('/')).map(latin1).sort()).toEqual(listings.get('/'));
+      expect(readdir).toHaveBeenCalledTimes(1);
+    } finally {
+      readdir.mockRestore();
+    }
   });
 
   it('reads a file of many blocks in chunks and as a stream', async () => {

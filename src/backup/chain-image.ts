@@ -171,6 +171,8 @@ class LayerWalk {
 export class ChainImage implements BackupImage {
   /** Added to a layer's inode numbers. */
   readonly #inodeBase: number[];
+  /** The names of the directories a walk has listed, until asked for (see walkedNames). */
+  readonly #listed = new WeakMap<WalkEntry, Uint8Array[]>();
 
   /** The layers' images, the full backup first. */
   constructor(readonly layers: readonly SquashfsImage[]) {
@@ -207,6 +209,18 @@ export class ChainImage implements BackupImage {
 
   async stat(path: ImagePath | WalkEntry): Promise<EntryStat> {
     return this.statOf((await this.find(path, false))[0]!);
+  }
+
+  /**
+   * The names a walk has found in a directory it gave out, once it has
+   * listed it (the walk lists a directory before it gives out the first of
+   * its entries), asked for once; else undefined. What `readdir` would
+   * answer, without reading every layer's listing again.
+   */
+  walkedNames(entry: WalkEntry): Uint8Array[] | undefined {
+    const names = this.#listed.get(entry);
+    this.#listed.delete(entry);
+    return names;
   }
 
   /** The names of every layer's directory that makes this one, less whiteouts and names an upper layer has. */
@@ -270,20 +284,24 @@ export class ChainImage implements BackupImage {
       }
       const root = new ChainEntry([], await this.statOf(roots[0]!), this, roots);
       yield root;
-      const stack = [{ names: root.names, parts: roots }];
+      const stack = [{ entry: root as WalkEntry, names: root.names, parts: roots }];
       while (stack.length > 0) {
         const directory = stack.pop()!;
         const listed: Part[] = [];
         for (const { layer } of directory.parts) {
           for (const entry of await walks[layer]!.listing(directory.names)) listed.push({ layer, at: entry, names: entry.names, stat: entry.stat });
         }
-        const children: typeof stack = [];
+        // The directory's merged entries first, so its names are known before its first entry goes out (see walkedNames).
+        const entries: ChainEntry[] = [];
         for (const group of byName(listed, (part) => part.names[part.names.length - 1]!, (part) => part.layer)) {
           const parts = await this.merge(group.map((part) => part.layer), (layer) => group.find((part) => part.layer === layer), true);
-          if (!parts) continue;
-          const entry = new ChainEntry(parts[0]!.names, await this.statOf(parts[0]!), this, parts);
+          if (parts) entries.push(new ChainEntry(parts[0]!.names, await this.statOf(parts[0]!), this, parts));
+        }
+        this.#listed.set(directory.entry, entries.map((entry) => entry.names[entry.names.length - 1]!));
+        const children: typeof stack = [];
+        for (const entry of entries) {
           yield entry;
-          if (entry.stat.type === 'directory') children.push({ names: entry.names, parts });
+          if (entry.stat.type === 'directory') children.push({ entry, names: entry.names, parts: ChainEntry.partsOf(entry, this)! });
         }
         stack.push(...children.reverse());
       }

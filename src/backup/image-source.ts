@@ -16,6 +16,8 @@ export interface ImageTree {
   xattrs(path: WalkEntry): Promise<Xattr[]>;
   readChunks(path: WalkEntry): AsyncIterable<FileChunk>;
   storedData?(path: WalkEntry): Promise<StoredFileData>;
+  /** A walked directory's names once the walk has listed it, where the tree keeps them (see ChainImage). */
+  walkedNames?(path: WalkEntry): Uint8Array[] | undefined;
 }
 
 const TYPE_BITS: Record<EntryStat['type'], number> = {
@@ -30,15 +32,20 @@ function pathKey(path: SourcePath): string {
   return typeof path === 'string' ? path : `\0${toHex(path)}`;
 }
 
-/** The key `pathKey` gives the path the writer makes for a walked entry (from "/"). */
-function entryKey(names: readonly Uint8Array[]): string {
-  const texts: string[] = [];
+/**
+ * The key `pathKey` gives the path the writer makes for a walked entry
+ * (from "/"). `texts` keeps each name's text (null: not UTF-8): an entry
+ * shares its directories' name objects with the entries around it.
+ */
+function entryKey(names: readonly Uint8Array[], texts: WeakMap<Uint8Array, string | null>): string {
+  let key = '';
   for (const name of names) {
-    const text = decodeUtf8Strict(name);
-    if (text === undefined) return pathKey(concatBytes(names.flatMap((n) => [SLASH, n])));
-    texts.push(text);
+    let text = texts.get(name);
+    if (text === undefined) texts.set(name, (text = decodeUtf8Strict(name) ?? null));
+    if (text === null) return pathKey(concatBytes(names.flatMap((n) => [SLASH, n])));
+    key += `/${text}`;
   }
-  return `/${texts.join('/')}`;
+  return key === '' ? '/' : key;
 }
 
 const SLASH = new Uint8Array([0x2f]);
@@ -56,20 +63,41 @@ const SLASH = new Uint8Array([0x2f]);
 export function imageSource(tree: ImageTree, signal?: AbortSignal): TreeSource {
   const walk = tree.walk({ signal })[Symbol.asyncIterator]();
   const entries = new Map<string, WalkEntry>();
+  const texts = new WeakMap<Uint8Array, string | null>();
   let walked = false;
+  /** The walk's next entry, kept by its path; false at its end. */
+  const step = async (): Promise<boolean> => {
+    const next = walked ? undefined : await walk.next();
+    if (!next || next.done) {
+      walked = true;
+      return false;
+    }
+    entries.set(entryKey(next.value.names, texts), next.value);
+    return true;
+  };
   const entryAt = async (path: SourcePath): Promise<WalkEntry> => {
     const key = pathKey(path);
     for (;;) {
       const found = entries.get(key);
       if (found) return found;
-      const step = walked ? undefined : await walk.next();
-      if (!step || step.done) {
-        walked = true;
-        throw new SquashfsError('NOT_FOUND', `${displayPath(path)}: no such entry in the image`, { path: displayPath(path) });
-      }
-      const entry = step.value;
-      entries.set(entryKey(entry.names), entry);
+      if (!(await step())) throw new SquashfsError('NOT_FOUND', `${displayPath(path)}: no such entry in the image`, { path: displayPath(path) });
     }
+  };
+  /**
+   * A directory's names from the walk, where the tree keeps them. The walk
+   * lists directories in the order the writer goes into them (depth first,
+   * by name), so the one asked for is the next it lists, after the entries
+   * of the directory above it not yet read, which the writer reads next
+   * anyway. A tree without them, or a walk that ends first: its listing.
+   */
+  const namesIn = async (entry: WalkEntry): Promise<Uint8Array[]> => {
+    if (tree.walkedNames) {
+      do {
+        const names = tree.walkedNames(entry);
+        if (names) return names;
+      } while (await step());
+    }
+    return (await tree.readdir(entry)).map((listed) => listed.nameBytes);
   };
   return {
     lstat: async (path): Promise<SourceStat> => {
@@ -81,7 +109,7 @@ export function imageSource(tree: ImageTree, signal?: AbortSignal): TreeSource {
         rdevMajor: st.rdev?.major ?? 0, rdevMinor: st.rdev?.minor ?? 0,
       };
     },
-    readdir: async (path) => (await tree.readdir(await entryAt(path))).map((entry) => entry.nameBytes),
+    readdir: async (path) => namesIn(await entryAt(path)),
     readlink: async (path) => tree.readlink(await entryAt(path)),
     xattrs: async (path) => {
       const xattrs = await tree.xattrs(await entryAt(path));
