@@ -16,10 +16,11 @@ export default defineConfig([
     // dist/workerd.js keeps its import of the module beside it, for the Worker's bundler to load as a compiled module.
     external: ['./zstd.wasm'],
     // The zstd encoder: read on Node from beside the bundles, imported by dist/workerd.js, and `squashfs-ts/zstd.wasm` for anyone.
-    // Likewise xz.wasm: our liblzma build (scripts/xz-wasm).
+    // Likewise xz.wasm: our liblzma build (scripts/xz-wasm), and lz4.wasm: our liblz4 build (scripts/lz4-wasm).
     onSuccess: async () => {
       await copyFile('node_modules/@foxglove/wasm-zstd/dist/wasm-zstd.wasm', 'dist/zstd.wasm');
       await copyFile('scripts/xz-wasm/liblzma.wasm', 'dist/xz.wasm');
+      await copyFile('scripts/lz4-wasm/lz4.wasm', 'dist/lz4.wasm');
     },
   },
   {

@@ -37,8 +37,8 @@ describe('package', () => {
     expect(pkg.name).toBe('squashfs-ts');
     expect(pkg.type).toBe('module');
     expect(pkg.bin).toEqual({ sqfs: './dist/cli.js' });
-    expect(Object.keys(pkg.exports)).toEqual(['.', './node', './zstd.wasm', './xz.wasm', './package.json']);
-    await fsp.access(path.join(root, pkg.exports['./zstd.wasm']));
+    expect(Object.keys(pkg.exports)).toEqual(['.', './node', './zstd.wasm', './xz.wasm', './lz4.wasm', './package.json']);
+    for (const wasm of ['./zstd.wasm', './xz.wasm', './lz4.wasm']) await fsp.access(path.join(root, pkg.exports[wasm]));
     for (const entry of ['.', './node']) {
       for (const condition of ['import', 'require'] as const) {
         const target = pkg.exports[entry][condition];

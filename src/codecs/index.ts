@@ -8,7 +8,8 @@ import { zstdCodec } from './zstd.js';
 
 export * from './codec.js';
 export { gzipCodec, encodeGzipOptions, GZIP_ID } from './gzip.js';
-export { lz4Codec, encodeLz4Options, LZ4_ID } from './lz4.js';
+export { lz4Codec, createLz4Codec, encodeLz4Options, LZ4_ID, type Lz4CodecOptions } from './lz4.js';
+export { loadLz4WasmModule, instantiateLz4Wasm, type Lz4Wasm } from './lz4-wasm.js';
 export { encodeLz4Block } from './lz4-encoder.js';
 export { lzmaCodec, LZMA_ID } from './lzma.js';
 export { lzoCodec, LZO_ID } from './lzo.js';
@@ -21,7 +22,8 @@ export { loadZstdWasmModule, instantiateZstdWasm, ZSTD_WASM_PACKAGE, type ZstdWa
 /**
  * The portable codecs, usable in any runtime (all pure JS: Node, browsers,
  * workerd). They all read; gzip and lz4 also write (xz and zstd write with
- * their WASM: `createXzCodec()`, `createZstdCodec()`).
+ * their WASM: `createXzCodec()`, `createZstdCodec()`; lz4 faster with
+ * liblz4's: `createLz4Codec()`).
  */
 export function defaultCodecs(): CodecRegistry {
   return createRegistry([gzipCodec(), lzmaCodec(), lzoCodec(), xzCodec(), lz4Codec(), zstdCodec()]);

@@ -1,6 +1,7 @@
 import { checkLength, checkLevel, type Codec } from './codec.js';
 import { encodeLz4Block, LZ4_HC_MIN_LEVEL, LZ4_MAX_LEVEL } from './lz4-encoder.js';
 import { codecError, guardDecode } from './lzma.js';
+import { instantiateLz4Wasm, loadLz4WasmModule } from './lz4-wasm.js';
 
 /** lz4's on-disk compressor id (superblock `compression_id`). */
 export const LZ4_ID = 5;
@@ -106,6 +107,33 @@ export function lz4Codec(): Codec {
     },
     decompress: (data, expectedLength, atMost) => guardDecode('lz4', data, expectedLength, () => decodeLz4Block(data, expectedLength, atMost)),
     encodeOptions: (level) => encodeLz4Options(level),
+  };
+  return codec;
+}
+
+export interface Lz4CodecOptions {
+  /**
+   * The package's `lz4.wasm` (our liblz4 build, scripts/lz4-wasm),
+   * compiled. Default, on Node: the package's dist/lz4.wasm, read and
+   * compiled once per thread. Where neither is at hand, lz4Codec() (pure
+   * JS) compresses instead.
+   */
+  module?: WebAssembly.Module;
+}
+
+/**
+ * The "lz4" compressor with liblz4 itself (WebAssembly) compressing: the
+ * same levels as lz4Codec(), about twice as fast as its pure-JS encoder,
+ * and high compression as liblz4 (mksquashfs -Xhc) makes it.
+ */
+export async function createLz4Codec(options: Lz4CodecOptions = {}): Promise<Codec> {
+  const wasm = instantiateLz4Wasm(options.module ?? (await loadLz4WasmModule()));
+  const codec: Codec = {
+    ...lz4Codec(),
+    compress(data, level) {
+      checkLevel(codec, level);
+      return wasm.encode(data, level);
+    },
   };
   return codec;
 }

@@ -8,6 +8,7 @@ import zlib from 'node:zlib';
 import { createRegistry, type Codec, type CodecRegistry } from '../codecs/codec.js';
 import { gzipCodec } from '../codecs/gzip.js';
 import { defaultCodecs } from '../codecs/index.js';
+import { createLz4Codec, lz4Codec } from '../codecs/lz4.js';
 import { createXzCodec } from '../codecs/xz-encoder.js';
 import { xzCodec } from '../codecs/xz.js';
 import { createZstdCodec, zstdCodec } from '../codecs/zstd.js';
@@ -80,11 +81,13 @@ export interface LoadNodeCodecsOptions {
   zstdModule?: WebAssembly.Module;
   /** xz.wasm (liblzma), already compiled, likewise. Default: the package's own dist/xz.wasm, read and compiled once per thread. */
   xzModule?: WebAssembly.Module;
+  /** lz4.wasm (liblz4), likewise. Without it lz4 still compresses, in pure JS (about half as fast). */
+  lz4Module?: WebAssembly.Module;
 }
 
 /**
- * Every codec as `nodeCodecs()`, and zstd and xz able to compress (their
- * WASM encoders are loaded first, hence async). Each call makes its own
+ * Every codec as `nodeCodecs()`, and zstd and xz able to compress, lz4
+ * with liblz4 (their WASM encoders are loaded first, hence async). Each call makes its own
  * instances: call it once per thread. When a module cannot be loaded (and
  * none was given) the registry still works: that codec reads, and
  * compressing with it throws UNSUPPORTED_COMPRESSOR saying why.
@@ -113,5 +116,9 @@ export async function loadNodeCodecs(options: LoadNodeCodecsOptions = {}): Promi
       },
     };
   }
-  return createRegistry([...nodeCodecs().values(), zstd, await xz]);
+  const lz4 = createLz4Codec({ module: options.lz4Module }).catch((error: unknown) => {
+    if (options.lz4Module) throw error;
+    return lz4Codec(); // the pure-JS encoder
+  });
+  return createRegistry([...nodeCodecs().values(), zstd, await xz, await lz4]);
 }

@@ -7,6 +7,7 @@ import type { CompressReply, CompressRequest, CompressWorkerData } from './compr
 import { workerScript } from './worker-script.js';
 import { DEFAULT_BLOCK_SIZE } from '../squashfs/constants.js';
 import { loadZstdWasmModule } from '../codecs/zstd-wasm.js';
+import { loadLz4WasmModule } from '../codecs/lz4-wasm.js';
 import { loadXzWasmModule } from '../codecs/xz-wasm.js';
 import type { CompressorOptions } from '../codecs/codec.js';
 
@@ -40,9 +41,10 @@ export async function sharedZstdModule(codec: string): Promise<WebAssembly.Modul
  * here for a pool's workers to share, as CompressPoolOptions; nothing for
  * other codecs or when it cannot be loaded (each worker then reports why).
  */
-export async function sharedModules(codec: string): Promise<Pick<CompressPoolOptions, 'zstdModule' | 'xzModule'>> {
+export async function sharedModules(codec: string): Promise<Pick<CompressPoolOptions, 'zstdModule' | 'xzModule' | 'lz4Module'>> {
   if (codec === 'zstd') return { zstdModule: await sharedZstdModule(codec) };
   if (codec === 'xz') return { xzModule: await loadXzWasmModule().catch(() => undefined) };
+  if (codec === 'lz4') return { lz4Module: await loadLz4WasmModule().catch(() => undefined) };
   return {};
 }
 
@@ -61,6 +63,8 @@ export interface CompressPoolOptions {
   zstdModule?: WebAssembly.Module;
   /** xz.wasm, likewise. */
   xzModule?: WebAssembly.Module;
+  /** lz4.wasm (liblz4), likewise; without it, lz4 compresses in pure JS. */
+  lz4Module?: WebAssembly.Module;
   /** The codec's settings beyond the level (WriterOptions.compressorOptions), for an image of `blockSize` blocks. */
   compressorOptions?: CompressorOptions;
 }
@@ -93,12 +97,12 @@ export class CompressPool {
   private readonly blockSize: number;
 
   constructor(codec: string, options: CompressPoolOptions = {}) {
-    const { threads = availableParallelism(), blockSize = DEFAULT_BLOCK_SIZE, zstdModule, xzModule, compressorOptions } = options;
+    const { threads = availableParallelism(), blockSize = DEFAULT_BLOCK_SIZE, zstdModule, xzModule, lz4Module, compressorOptions } = options;
     this.blockSize = blockSize;
     const url = workerUrl();
     if (!url) throw new SquashfsError('INVALID_OPTION', 'the compression worker script is missing: run the build (npm run build)');
     this.slots = Array.from({ length: Math.max(1, threads) }, () => {
-      const slot: Slot = { worker: new Worker(url, { workerData: { codec, zstdModule, xzModule, compressorOptions, blockSize } satisfies CompressWorkerData }), pending: new Map() };
+      const slot: Slot = { worker: new Worker(url, { workerData: { codec, zstdModule, xzModule, lz4Module, compressorOptions, blockSize } satisfies CompressWorkerData }), pending: new Map() };
       slot.worker.on('message', (reply: CompressReply) => {
         const waiter = slot.pending.get(reply.id);
         if (!waiter) return;

@@ -42,14 +42,15 @@ export interface CompressWorkerData {
   codec: string;
   zstdModule?: WebAssembly.Module;
   xzModule?: WebAssembly.Module;
+  lz4Module?: WebAssembly.Module;
   /** The writer's compressorOptions, applied as the writer applies them, so blocks come out the same. */
   compressorOptions?: CompressorOptions;
   blockSize: number;
 }
 
 const port = parentPort!;
-const { codec: name, zstdModule, xzModule, compressorOptions, blockSize } = workerData as CompressWorkerData;
-const codec = configureCodec(codecByName(await loadNodeCodecs({ zstdModule, xzModule }), name), compressorOptions, blockSize);
+const { codec: name, zstdModule, xzModule, lz4Module, compressorOptions, blockSize } = workerData as CompressWorkerData;
+const codec = configureCodec(codecByName(await loadNodeCodecs({ zstdModule, xzModule, lz4Module }), name), compressorOptions, blockSize);
 
 /** A buffer that owns all of its ArrayBuffer, so it can be transferred. */
 const owned = (bytes: Uint8Array) =>
