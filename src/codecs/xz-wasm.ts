@@ -1,6 +1,6 @@
-import { checkModuleShape } from './wasm-module.js';
 import { SquashfsError } from '../errors.js';
-import { locateWasm, nodeBuiltin, nodeWasmLocator, type WasmLocator } from './node-builtin.js';
+import { locateWasm, type WasmLocator } from './node-builtin.js';
+import { bindExports, checkCompiled, checkModuleShape, HeapAreas, instantiateModule, nodeModuleLoader, resizeHeap } from './wasm-module.js';
 
 /**
  * A small driver for our liblzma build (scripts/xz-wasm: xz-utils' liblzma
@@ -48,7 +48,6 @@ const ARITY: Record<Exclude<keyof typeof EXPORTS, 'memory'>, number> = {
 const IMPORTS = ['env.emscripten_resize_heap:function'];
 
 const MAX_HEAP = 256 * 1024 * 1024; // the build's memory maximum
-const PAGE = 65536;
 
 // liblzma's constants (lzma/*.h).
 const LZMA_OK = 0;
@@ -115,58 +114,28 @@ export class XzWasm {
   private options = 0;
   private filters = 0;
   private outPos = 0;
-  private src = 0;
-  private srcCapacity = 0;
-  private dst = 0;
-  private dstCapacity = 0;
+  private areas: HeapAreas;
   /** liblzma's version, e.g. "5.8.1". */
   readonly version: string;
 
   constructor(private readonly module: WebAssembly.Module) {
     checkXzModule(module);
-    this.x = this.instantiate();
+    [this.x, this.areas] = this.instantiate();
     this.version = this.readVersion();
     if (!/^5\.\d+\.\d+/.test(this.version)) wasmError(`self-test failed: lzma_version_string() is "${this.version}"`);
   }
 
-  private instantiate(): Exports {
+  private instantiate(): [Exports, HeapAreas] {
     let memory: WebAssembly.Memory | undefined;
-    const resizeHeap = (requested: number): number => {
-      requested >>>= 0;
-      const current = memory!.buffer.byteLength;
-      if (requested > MAX_HEAP) return 0;
-      // Like Emscripten: grow by at least 20% (capped at +96 MiB) to limit the number of grows.
-      for (const extra of [0.2, 0.1, 0.05, 0]) {
-        const target = Math.min(MAX_HEAP, Math.max(requested, Math.min(current * (1 + extra), requested + 96 * 2 ** 20)));
-        try {
-          memory!.grow(Math.ceil((target - current) / PAGE));
-          return 1;
-        } catch {
-          // try a smaller step
-        }
-      }
-      return 0;
-    };
-    let instance: WebAssembly.Instance;
-    try {
-      instance = new WebAssembly.Instance(this.module, { env: { emscripten_resize_heap: resizeHeap } });
-    } catch (cause) {
-      throw new SquashfsError('CODEC_ERROR', `xz (wasm): cannot instantiate: ${(cause as Error).message}`, { cause });
-    }
-    const raw = instance.exports as Record<string, unknown>;
-    const x = Object.fromEntries(Object.entries(EXPORTS).map(([meaning, name]) => [meaning, raw[name]])) as unknown as Exports;
-    for (const [meaning, arity] of Object.entries(ARITY)) {
-      const fn = (x as unknown as Record<string, Fn>)[meaning];
-      if (fn.length !== arity) wasmError(`export for ${meaning} takes ${fn.length} arguments, expected ${arity}: not our liblzma.wasm build`);
-    }
+    const instance = instantiateModule(this.module, { env: { emscripten_resize_heap: resizeHeap(() => memory!, MAX_HEAP) } }, 'xz (wasm)');
+    const x = bindExports<Exports>(instance, EXPORTS, ARITY, 'our liblzma.wasm build', wasmError);
     memory = x.memory;
     x.callCtors();
     this.options = x.malloc(OPTIONS_BYTES) >>> 0;
     this.filters = x.malloc(3 * FILTER_BYTES) >>> 0;
     this.outPos = x.malloc(8) >>> 0;
     if (!this.options || !this.filters || !this.outPos) wasmError('out of memory for the encoder settings');
-    this.src = this.srcCapacity = this.dst = this.dstCapacity = 0;
-    return x;
+    return [x, new HeapAreas(x)];
   }
 
   private readVersion(): string {
@@ -186,15 +155,15 @@ export class XzWasm {
       return this.encodeOnce(data, encoding, capacity);
     } catch (error) {
       // A trap leaves the instance in an unknown state: start a new one for the next block.
-      this.x = this.instantiate();
+      [this.x, this.areas] = this.instantiate();
       if (error instanceof SquashfsError) throw error;
       throw new SquashfsError('CODEC_ERROR', `xz (wasm): compression of ${data.length} bytes failed: ${(error as Error).message}`, { cause: error });
     }
   }
 
   private encodeOnce(data: Uint8Array, encoding: XzEncoding, capacity: number): Uint8Array | undefined {
-    const x = this.x;
-    this.reserve(data.length, capacity);
+    const { x, areas } = this;
+    if (!areas.reserve(data.length, capacity)) wasmError(`out of memory for ${data.length} + ${capacity} bytes`);
     const settings = presetSettings(encoding.preset);
     let words = new Uint32Array(x.memory.buffer);
     const o = this.options >>> 2;
@@ -221,37 +190,19 @@ export class XzWasm {
     words[f] = 0xffffffff;
     words[f + 1] = 0xffffffff;
     words[this.outPos >>> 2] = 0;
-    new Uint8Array(x.memory.buffer, this.src, data.length).set(data);
-    const result = x.streamBufferEncode(this.filters, LZMA_CHECK_CRC32, 0, this.src, data.length, this.dst, this.outPos, capacity);
+    new Uint8Array(x.memory.buffer, areas.src, data.length).set(data);
+    const result = x.streamBufferEncode(this.filters, LZMA_CHECK_CRC32, 0, areas.src, data.length, areas.dst, this.outPos, capacity);
     if (result === LZMA_BUF_ERROR) return undefined;
     if (result !== LZMA_OK) wasmError(`lzma_stream_buffer_encode returned ${result} on ${data.length} bytes (preset ${encoding.preset}, dictionary ${encoding.dictionarySize}, filter 0x${encoding.filter.toString(16)})`);
     words = new Uint32Array(x.memory.buffer);
     const length = words[this.outPos >>> 2]!;
-    return new Uint8Array(x.memory.buffer, this.dst, length).slice();
-  }
-
-  /** Makes the input and output areas at least this large. */
-  private reserve(input: number, output: number): void {
-    const x = this.x;
-    if (input > this.srcCapacity || this.src === 0) {
-      if (this.src !== 0) x.free(this.src);
-      this.srcCapacity = Math.max(input, 1);
-      this.src = x.malloc(this.srcCapacity) >>> 0;
-    }
-    if (output > this.dstCapacity || this.dst === 0) {
-      if (this.dst !== 0) x.free(this.dst);
-      this.dstCapacity = Math.max(output, 1);
-      this.dst = x.malloc(this.dstCapacity) >>> 0;
-    }
-    if (this.src === 0 || this.dst === 0) wasmError(`out of memory for ${input} + ${output} bytes`);
+    return new Uint8Array(x.memory.buffer, areas.dst, length).slice();
   }
 }
 
 /** Instantiates xz.wasm from a compiled module (synchronous: no code generation, allowed in workerd). */
 export function instantiateXzWasm(module: WebAssembly.Module): XzWasm {
-  if (!(module instanceof WebAssembly.Module)) {
-    throw new SquashfsError('INVALID_OPTION', 'xz: `module` must be a WebAssembly.Module (in a Worker, import the package\'s xz.wasm as a module)');
-  }
+  checkCompiled(module, 'xz', "the package's xz.wasm");
   return new XzWasm(module);
 }
 
@@ -260,26 +211,16 @@ export function xzWasmPath(node: WasmLocator, from: string): string {
   return locateWasm(node, from, BUILT_WASM_FILE, XZ_WASM_SOURCE);
 }
 
-let nodeModule: Promise<WebAssembly.Module> | undefined;
-
 /**
  * Node only: reads xz.wasm (see xzWasmPath) and compiles it, once per
  * thread. The result can be passed to `createXzCodec({ module })` or posted
  * to worker threads. Elsewhere it rejects with UNSUPPORTED_COMPRESSOR.
  */
-export function loadXzWasmModule(): Promise<WebAssembly.Module> {
-  nodeModule ??= (async () => {
-    try {
-      const { readFile } = await nodeBuiltin<typeof import('node:fs/promises')>('fs/promises');
-      return await WebAssembly.compile(await readFile(xzWasmPath(await nodeWasmLocator(), import.meta.url)));
-    } catch (cause) {
-      nodeModule = undefined;
-      throw new SquashfsError(
-        'UNSUPPORTED_COMPRESSOR',
-        `xz compression needs the package's ${BUILT_WASM_FILE}: pass it as { module } (a WebAssembly.Module; in a Worker, import it as a module), or run on Node (${(cause as Error).message})`,
-        { cause },
-      );
-    }
-  })();
-  return nodeModule;
-}
+export const loadXzWasmModule = nodeModuleLoader(
+  (node) => xzWasmPath(node, import.meta.url),
+  (cause) => new SquashfsError(
+    'UNSUPPORTED_COMPRESSOR',
+    `xz compression needs the package's ${BUILT_WASM_FILE}: pass it as { module } (a WebAssembly.Module; in a Worker, import it as a module), or run on Node (${(cause as Error).message})`,
+    { cause },
+  ),
+);

@@ -1,6 +1,6 @@
-import { checkModuleShape } from './wasm-module.js';
-import { locateWasm, nodeBuiltin, nodeWasmLocator, type WasmLocator } from './node-builtin.js';
 import { SquashfsError } from '../errors.js';
+import { locateWasm, type WasmLocator } from './node-builtin.js';
+import { bindExports, checkCompiled, checkModuleShape, HeapAreas, instantiateModule, nodeModuleLoader, resizeHeap } from './wasm-module.js';
 
 /**
  * A small driver for the zstd build shipped by `@foxglove/wasm-zstd` (its
@@ -57,7 +57,6 @@ const ARITY: Record<Exclude<keyof typeof EXPORTS, 'memory'>, number> = {
 const IMPORT_NAMES = ['a', 'b'];
 
 const MAX_HEAP = 2 ** 31; // the build's getHeapMax()
-const PAGE = 65536;
 
 type Fn = (...args: number[]) => number;
 
@@ -88,10 +87,7 @@ function checkZstdModule(module: WebAssembly.Module): void {
 export class ZstdWasm {
   private x: Exports;
   /** Input and output areas in the module's memory, grown on demand. */
-  private src = 0;
-  private srcCapacity = 0;
-  private dst = 0;
-  private dstCapacity = 0;
+  private areas!: HeapAreas;
   /** Set when the module trapped or a grow failed: its state is not to be trusted any more. */
   private broken = false;
 
@@ -103,43 +99,15 @@ export class ZstdWasm {
 
   private instantiate(): Exports {
     let memory: WebAssembly.Memory | undefined;
-    const resizeHeap = (requested: number): number => {
-      requested >>>= 0;
-      const current = memory!.buffer.byteLength;
-      if (requested > MAX_HEAP) return 0;
-      // Like Emscripten: grow by at least 20% (capped at +96 MiB) to limit the number of grows.
-      for (const extra of [0.2, 0.1, 0.05, 0]) {
-        const target = Math.min(MAX_HEAP, Math.max(requested, Math.min(current * (1 + extra), requested + 96 * 2 ** 20)));
-        const pages = Math.ceil((target - current) / PAGE);
-        try {
-          memory!.grow(pages);
-          return 1;
-        } catch {
-          // try a smaller step
-        }
-      }
-      return 0;
-    };
     const memcpyBig = (dest: number, src: number, length: number): void => {
       const heap = new Uint8Array(memory!.buffer);
       heap.copyWithin(dest >>> 0, src >>> 0, (src >>> 0) + (length >>> 0));
     };
-    const imports = { a: { a: resizeHeap, b: memcpyBig } };
-    let instance: WebAssembly.Instance;
-    try {
-      instance = new WebAssembly.Instance(this.module, imports);
-    } catch (cause) {
-      throw new SquashfsError('CODEC_ERROR', `zstd (wasm): cannot instantiate: ${(cause as Error).message}`, { cause });
-    }
-    const raw = instance.exports as Record<string, unknown>;
-    const x = Object.fromEntries(Object.entries(EXPORTS).map(([meaning, name]) => [meaning, raw[name]])) as unknown as Exports;
-    for (const [meaning, arity] of Object.entries(ARITY)) {
-      const fn = (x as unknown as Record<string, Fn>)[meaning];
-      if (fn.length !== arity) wasmError(`export for ${meaning} takes ${fn.length} arguments, expected ${arity}: not the pinned ${ZSTD_WASM_FILE} build`);
-    }
+    const instance = instantiateModule(this.module, { a: { a: resizeHeap(() => memory!, MAX_HEAP), b: memcpyBig } }, 'zstd (wasm)');
+    const x = bindExports<Exports>(instance, EXPORTS, ARITY, `the pinned ${ZSTD_WASM_FILE} build`, wasmError);
     memory = x.memory;
     this.broken = false;
-    this.src = this.srcCapacity = this.dst = this.dstCapacity = 0;
+    this.areas = new HeapAreas(x);
     x.callCtors();
     return x;
   }
@@ -165,10 +133,11 @@ export class ZstdWasm {
       const bound = x.compressBound(data.length) >>> 0;
       if (bound < data.length) wasmError(`${data.length} bytes is too large to compress`);
       this.reserve(data.length, bound);
-      new Uint8Array(x.memory.buffer, this.src, data.length).set(data);
-      const result = x.compress(this.dst, bound, this.src, data.length, level);
+      const { src, dst } = this.areas;
+      new Uint8Array(x.memory.buffer, src, data.length).set(data);
+      const result = x.compress(dst, bound, src, data.length, level);
       if (result < 0) wasmError(`ZSTD_compress failed on ${data.length} bytes at level ${level}`);
-      return new Uint8Array(x.memory.buffer, this.dst, result).slice();
+      return new Uint8Array(x.memory.buffer, dst, result).slice();
     });
   }
 
@@ -177,10 +146,11 @@ export class ZstdWasm {
     return this.guard(`decompression of ${frame.length} bytes`, () => {
       const x = this.x;
       this.reserve(frame.length, expectedLength);
-      new Uint8Array(x.memory.buffer, this.src, frame.length).set(frame);
-      const result = x.decompress(this.dst, expectedLength, this.src, frame.length);
+      const { src, dst } = this.areas;
+      new Uint8Array(x.memory.buffer, src, frame.length).set(frame);
+      const result = x.decompress(dst, expectedLength, src, frame.length);
       if (result < 0) wasmError(`ZSTD_decompress failed on a ${frame.length}-byte frame`);
-      return new Uint8Array(x.memory.buffer, this.dst, result).slice();
+      return new Uint8Array(x.memory.buffer, dst, result).slice();
     });
   }
 
@@ -197,18 +167,7 @@ export class ZstdWasm {
 
   /** Makes the input and output areas at least this large (at least 1 byte each). */
   private reserve(input: number, output: number): void {
-    const x = this.x;
-    if (input > this.srcCapacity || this.src === 0) {
-      if (this.src !== 0) x.free(this.src);
-      this.srcCapacity = Math.max(input, 1);
-      this.src = x.malloc(this.srcCapacity) >>> 0;
-    }
-    if (output > this.dstCapacity || this.dst === 0) {
-      if (this.dst !== 0) x.free(this.dst);
-      this.dstCapacity = Math.max(output, 1);
-      this.dst = x.malloc(this.dstCapacity) >>> 0;
-    }
-    if (this.src === 0 || this.dst === 0) {
+    if (!this.areas.reserve(input, output)) {
       this.broken = true;
       wasmError(`out of memory for ${input} + ${output} bytes`);
     }
@@ -217,9 +176,7 @@ export class ZstdWasm {
 
 /** Instantiates zstd.wasm from a compiled module (synchronous: no code generation, allowed in workerd). */
 export function instantiateZstdWasm(module: WebAssembly.Module): ZstdWasm {
-  if (!(module instanceof WebAssembly.Module)) {
-    throw new SquashfsError('INVALID_OPTION', 'zstd: `module` must be a WebAssembly.Module (in a Worker, import zstd.wasm as a module)');
-  }
+  checkCompiled(module, 'zstd', 'zstd.wasm');
   return new ZstdWasm(module);
 }
 
@@ -237,28 +194,17 @@ export function zstdWasmPath(node: ZstdWasmLocator, from: string): string {
   return locateWasm(node, from, BUILT_WASM_FILE, `${ZSTD_WASM_PACKAGE}/dist/${ZSTD_WASM_FILE}`);
 }
 
-let nodeModule: Promise<WebAssembly.Module> | undefined;
-
 /**
  * Node only: reads the zstd module (the package's dist/zstd.wasm; see
  * zstdWasmPath) and compiles it, once per thread. The result can be passed
  * to `createZstdCodec({ module })` or posted to worker threads. Elsewhere it
  * rejects with UNSUPPORTED_COMPRESSOR.
  */
-export function loadZstdWasmModule(): Promise<WebAssembly.Module> {
-  nodeModule ??= (async () => {
-    try {
-      const { readFile } = await nodeBuiltin<typeof import('node:fs/promises')>('fs/promises');
-      const file = zstdWasmPath(await nodeWasmLocator(), import.meta.url);
-      return await WebAssembly.compile(await readFile(file));
-    } catch (cause) {
-      nodeModule = undefined;
-      throw new SquashfsError(
-        'UNSUPPORTED_COMPRESSOR',
-        `zstd compression needs the package's ${BUILT_WASM_FILE}: pass it as { module } (a WebAssembly.Module; in a Worker, the package's workerd entry imports it), or run on Node (${(cause as Error).message})`,
-        { cause },
-      );
-    }
-  })();
-  return nodeModule;
-}
+export const loadZstdWasmModule = nodeModuleLoader(
+  (node) => zstdWasmPath(node, import.meta.url),
+  (cause) => new SquashfsError(
+    'UNSUPPORTED_COMPRESSOR',
+    `zstd compression needs the package's ${BUILT_WASM_FILE}: pass it as { module } (a WebAssembly.Module; in a Worker, the package's workerd entry imports it), or run on Node (${(cause as Error).message})`,
+    { cause },
+  ),
+);
