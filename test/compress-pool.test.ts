@@ -11,8 +11,10 @@ import { CompressPool } from '../src/node/compress-pool.js';
 import { OrderedOutput, type StoredBlock } from '../src/squashfs/writer/output.js';
 import { writeImage } from '../src/squashfs/writer/writer.js';
 import { nodeSource } from '../src/node/source.js';
+import { syncOf } from '../src/source/source.js';
 import { FileSink } from '../src/node/file-sink.js';
-import { openSync, closeSync, readdirSync } from 'node:fs';
+import { openSync, closeSync, readdirSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { packDirectory } from '../src/node/index.js';
 import { expectExtractMatches } from './helpers/oracles.js';
 import { makeTrickyTree } from './helpers/tree.js';
@@ -105,6 +107,9 @@ describe('parallel compression', () => {
       const st = await real.lstat(p);
       return String(p).endsWith('/big') ? { ...st, size: st.size + 3 * 4096 } : st;
     } };
+    // Spread from the real source, it is not the real one: its own lstat is called, not the real one's synchronous calls.
+    expect(syncOf(real)).toBe(real.sync);
+    expect(syncOf(lying)).toBeUndefined();
     const fds = () => readdirSync('/proc/self/fd').length;
     const before = fds();
     const pool = new CompressPool('gzip', { threads: 2, blockSize: 4096 });
@@ -123,6 +128,78 @@ describe('parallel compression', () => {
       after = fds();
     }
     expect(after).toBe(before); // the image's file, held open for the workers, was closed
+  });
+
+  it('hashes blocks it reads: alone, or beside the stored block (holes too)', async () => {
+    const file = path.join(work, 'hashed.bin');
+    const text = new TextEncoder().encode('squashfs '.repeat(456)).subarray(0, 4096);
+    await fsp.writeFile(file, Buffer.concat([text, new Uint8Array(4096)]));
+    const sha256 = (bytes: Uint8Array) => new Uint8Array(createHash('sha256').update(bytes).digest());
+    const pool = new CompressPool('gzip', { threads: 2, blockSize: 4096 });
+    const fd = openSync(file, 'r');
+    try {
+      expect(await pool.hashFile(fd, 0, 4096)).toEqual(sha256(text));
+      expect(await pool.hashFile(fd, 4096, 4096)).toEqual(sha256(new Uint8Array(4096)));
+      const packed = await pool.storeFile(fd, 0, 4096, 9, true);
+      expect(packed.digest).toEqual(sha256(text));
+      expect(inflateSync(packed.bytes)).toEqual(Buffer.from(text));
+      expect(await pool.storeFile(fd, 4096, 4096, 9, true)).toEqual({ bytes: new Uint8Array(0), word: 0, digest: sha256(new Uint8Array(4096)) });
+      expect((await pool.storeFile(fd, 0, 4096, 9)).digest).toBeUndefined();
+      await expect(pool.hashFile(fd, 4096, 8192)).rejects.toMatchObject({ code: 'SOURCE_CHANGED', message: 'it ended at 8192 bytes' });
+    } finally {
+      closeSync(fd);
+      await pool.close();
+    }
+  });
+
+  it('finds large duplicates by hashing on the workers, as the main thread would', async () => {
+    const dir = path.join(work, 'large-dups');
+    await fsp.mkdir(dir, { recursive: true });
+    let x = 1234567;
+    const random = (n: number) => new Uint8Array(n).map(() => ((x ^= x << 13), (x ^= x >>> 17), (x ^= x << 5), x >>> 24));
+    const a = random(5 * 4096 + 100);
+    await fsp.writeFile(path.join(dir, 'a'), a);
+    await fsp.writeFile(path.join(dir, 'b-same'), a);
+    await fsp.writeFile(path.join(dir, 'c-same-size'), random(a.length)); // a candidate, not a duplicate
+    await fsp.writeFile(path.join(dir, 'd-holes'), new Uint8Array(3 * 4096));
+    await fsp.writeFile(path.join(dir, 'e-holes'), new Uint8Array(3 * 4096));
+    const images: Buffer[] = [];
+    for (const processors of [0, 2]) {
+      const image = path.join(work, `large-dups-${processors}.sqfs`);
+      await packDirectory(dir, image, { blockSize: 4096, mtime: 7, processors });
+      images.push(await fsp.readFile(image));
+    }
+    expect(Buffer.compare(images[1]!, images[0]!)).toBe(0);
+    // a and b-same are stored once: the image holds a's random bytes once and c's once, little more.
+    expect(images[1]!.length).toBeLessThan(3 * a.length);
+    await expectExtractMatches(path.join(work, 'large-dups-2.sqfs'), dir);
+  });
+
+  it('a large possible duplicate that changes between its two reads fails the pack with SOURCE_CHANGED', async () => {
+    const dir = path.join(work, 'changing');
+    await fsp.mkdir(dir, { recursive: true });
+    await fsp.writeFile(path.join(dir, 'a'), new Uint8Array(3 * 4096).fill(1));
+    await fsp.writeFile(path.join(dir, 'b'), new Uint8Array(3 * 4096).fill(2)); // the same size: both are hashed first
+    const pool = new CompressPool('gzip', { threads: 2, blockSize: 4096 });
+    let hashed = 0;
+    try {
+      const sink = { write: () => undefined, finish: () => undefined };
+      const error = await writeImage(nodeSource(), dir, sink, {
+        blockSize: 4096,
+        storeBlock: (data, level) => pool.store(data, level),
+        storeFileBlock: (fd, position, length, level, digest) => pool.storeFile(fd, position, length, level, digest),
+        hashFileBlock: async (fd, position, length) => {
+          const digest = await pool.hashFile(fd, position, length);
+          // Once all of b is hashed, b changes (same size) before it is stored.
+          if (++hashed === 6) writeFileSync(path.join(dir, 'b'), new Uint8Array(3 * 4096).fill(3));
+          return digest;
+        },
+      }).catch((e) => e);
+      expect(hashed).toBe(6);
+      expect(error).toMatchObject({ code: 'SOURCE_CHANGED', message: expect.stringMatching(/b changed while it was packed: its contents changed between two reads/) });
+    } finally {
+      await pool.close();
+    }
   });
 
   it('stores incompressible blocks raw and compressible ones compressed', async () => {

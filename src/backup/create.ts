@@ -105,7 +105,8 @@ export interface CreateBackupOptions {
 export interface BackupCompressor {
   storeBlock: (data: Uint8Array, level: number) => Promise<StoredBlock>;
   blockBuffer?: (length: number) => Uint8Array;
-  storeFileBlock?: (fd: number, position: number, length: number, level: number) => Promise<StoredBlock>;
+  storeFileBlock?: (fd: number, position: number, length: number, level: number, digest?: boolean) => Promise<StoredBlock>;
+  hashFileBlock?: (fd: number, position: number, length: number) => Promise<Uint8Array>;
   maxInFlight: number;
   close(): Promise<void>;
 }
@@ -337,6 +338,7 @@ export async function storeImage(runtime: BackupRuntime, store: ObjectStore, con
       storeBlock: compressor?.storeBlock,
       blockBuffer: compressor?.blockBuffer,
       storeFileBlock: compressor?.storeFileBlock,
+      hashFileBlock: compressor?.hashFileBlock,
       maxInFlight: compressor?.maxInFlight,
       exclude: packing.exclude,
       xattrs: packing.xattrs,

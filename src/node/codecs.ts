@@ -83,6 +83,14 @@ export interface LoadNodeCodecsOptions {
   xzModule?: WebAssembly.Module;
   /** lz4.wasm (liblz4), likewise. Without it lz4 still compresses, in pure JS (about half as fast). */
   lz4Module?: WebAssembly.Module;
+  /**
+   * The codecs to load WASM encoders for (default: all of zstd, xz and
+   * lz4). A thread that writes with one codec loads only that one, and
+   * does not compile the others' modules (zstd's alone is 400 KB). The
+   * others still read; zstd and xz then throw UNSUPPORTED_COMPRESSOR when
+   * asked to compress, lz4 compresses in pure JS.
+   */
+  compressors?: readonly string[];
 }
 
 /**
@@ -93,7 +101,8 @@ export interface LoadNodeCodecsOptions {
  * compressing with it throws UNSUPPORTED_COMPRESSOR saying why.
  */
 export async function loadNodeCodecs(options: LoadNodeCodecsOptions = {}): Promise<CodecRegistry> {
-  const xz = createXzCodec({ module: options.xzModule }).catch((error: unknown) => {
+  const wanted = (name: string) => options.compressors?.includes(name) ?? true;
+  const xz = !wanted('xz') ? undefined : createXzCodec({ module: options.xzModule }).catch((error: unknown) => {
     if (options.xzModule) throw error;
     const reason = (error as Error).message;
     return {
@@ -103,22 +112,25 @@ export async function loadNodeCodecs(options: LoadNodeCodecsOptions = {}): Promi
       },
     } satisfies Codec;
   });
-  let zstd: Codec;
-  try {
-    zstd = await createZstdCodec({ module: options.zstdModule });
-  } catch (error) {
-    if (options.zstdModule) throw error;
-    const reason = (error as Error).message;
-    zstd = {
-      ...zstdCodec(),
-      compress: () => {
-        throw new SquashfsError('UNSUPPORTED_COMPRESSOR', `zstd compression is not available: ${reason}`, { cause: error });
-      },
-    };
+  let zstd: Codec | undefined;
+  if (wanted('zstd')) {
+    try {
+      zstd = await createZstdCodec({ module: options.zstdModule });
+    } catch (error) {
+      if (options.zstdModule) throw error;
+      const reason = (error as Error).message;
+      zstd = {
+        ...zstdCodec(),
+        compress: () => {
+          throw new SquashfsError('UNSUPPORTED_COMPRESSOR', `zstd compression is not available: ${reason}`, { cause: error });
+        },
+      };
+    }
   }
-  const lz4 = createLz4Codec({ module: options.lz4Module }).catch((error: unknown) => {
+  const lz4 = !wanted('lz4') ? undefined : createLz4Codec({ module: options.lz4Module }).catch((error: unknown) => {
     if (options.lz4Module) throw error;
     return lz4Codec(); // the pure-JS encoder
   });
-  return createRegistry([...nodeCodecs().values(), zstd, await xz, await lz4]);
+  const loaded = [zstd, await xz, await lz4].filter((codec): codec is Codec => codec !== undefined);
+  return createRegistry([...nodeCodecs().values(), ...loaded]);
 }

@@ -69,9 +69,12 @@ export interface CompressPoolOptions {
   compressorOptions?: CompressorOptions;
 }
 
+/** A stored block, or (for a request that only hashes) the digest. */
+type Answer = StoredBlock | Uint8Array;
+
 interface Slot {
   worker: Worker;
-  pending: Map<number, { resolve: (block: StoredBlock) => void; reject: (error: Error) => void }>;
+  pending: Map<number, { resolve: (answer: Answer) => void; reject: (error: Error) => void }>;
 }
 
 /**
@@ -110,10 +113,11 @@ export class CompressPool {
         if ('ended' in reply) waiter.reject(new SquashfsError('SOURCE_CHANGED', `it ended at ${reply.ended} bytes`));
         else if ('readError' in reply) waiter.reject(Object.assign(new Error(reply.readError), { code: reply.code }));
         else if ('error' in reply) waiter.reject(new SquashfsError('CODEC_ERROR', `${codec} compression failed on a worker: ${reply.error}`));
+        else if (!('bytes' in reply)) waiter.resolve(reply.digest);
         else {
           const spare = reply.spare?.buffer;
           if (spare && spare.byteLength === this.blockSize && this.spares.length < MAX_SPARES) this.spares.push(spare as ArrayBuffer);
-          waiter.resolve({ bytes: reply.bytes, word: reply.word });
+          waiter.resolve(reply.digest ? { bytes: reply.bytes, word: reply.word, digest: reply.digest } : { bytes: reply.bytes, word: reply.word });
         }
       });
       slot.worker.on('error', (error) => this.fail(slot, error));
@@ -147,7 +151,7 @@ export class CompressPool {
   store(data: Uint8Array, level: number): Promise<StoredBlock> {
     const whole = this.ours.has(data.buffer) || (data.byteOffset === 0 && data.byteLength === data.buffer.byteLength);
     const owned = whole ? data : data.slice();
-    return this.send({ id: 0, data: owned, level }, [owned.buffer as ArrayBuffer]);
+    return this.send({ id: 0, data: owned, level }, [owned.buffer as ArrayBuffer]) as Promise<StoredBlock>;
   }
 
   /**
@@ -155,17 +159,24 @@ export class CompressPool {
    * and stores them as `store` would; an all-zero block comes back as word
    * 0 with no bytes (a hole). Rejects with SOURCE_CHANGED (message "it
    * ended at N bytes") when the file is shorter, and with errno's error
-   * when reading fails. `fd` must stay open until this settles.
+   * when reading fails. `fd` must stay open until this settles. With
+   * `digest`, the block comes with the SHA-256 of the bytes read (as
+   * hashFile gives it).
    */
-  storeFile(fd: number, position: number, length: number, level: number): Promise<StoredBlock> {
-    return this.send({ id: 0, fd, position, length, level }, []);
+  storeFile(fd: number, position: number, length: number, level: number, digest = false): Promise<StoredBlock> {
+    return this.send({ id: 0, fd, position, length, level, digest: digest ? 'also' : undefined }, []) as Promise<StoredBlock>;
   }
 
-  private send(request: CompressRequest, transfer: ArrayBuffer[]): Promise<StoredBlock> {
+  /** Reads `length` bytes at `position` of `fd` on a worker and resolves their SHA-256; rejects as storeFile does. */
+  hashFile(fd: number, position: number, length: number): Promise<Uint8Array> {
+    return this.send({ id: 0, fd, position, length, level: 0, digest: 'only' }, []) as Promise<Uint8Array>;
+  }
+
+  private send(request: CompressRequest, transfer: ArrayBuffer[]): Promise<Answer> {
     if (this.failed) return Promise.reject(this.failed);
     const slot = this.slots.reduce((a, b) => (b.pending.size < a.pending.size ? b : a));
     const id = this.nextId++;
-    return new Promise<StoredBlock>((resolve, reject) => {
+    return new Promise<Answer>((resolve, reject) => {
       slot.pending.set(id, { resolve, reject });
       slot.worker.ref();
       slot.worker.postMessage({ ...request, id }, transfer);
@@ -174,12 +185,13 @@ export class CompressPool {
     });
   }
 
-  /** What the writer takes to compress through this pool (WriterOptions' storeBlock, blockBuffer, storeFileBlock and maxInFlight). */
-  writerOptions(): Required<Pick<WriterOptions, 'storeBlock' | 'blockBuffer' | 'storeFileBlock' | 'maxInFlight'>> {
+  /** What the writer takes to compress through this pool (WriterOptions' storeBlock, blockBuffer, storeFileBlock, hashFileBlock and maxInFlight). */
+  writerOptions(): Required<Pick<WriterOptions, 'storeBlock' | 'blockBuffer' | 'storeFileBlock' | 'hashFileBlock' | 'maxInFlight'>> {
     return {
       storeBlock: (data, level) => this.store(data, level),
       blockBuffer: (length) => this.buffer(length),
-      storeFileBlock: (fd, position, length, level) => this.storeFile(fd, position, length, level),
+      storeFileBlock: (fd, position, length, level, digest) => this.storeFile(fd, position, length, level, digest),
+      hashFileBlock: (fd, position, length) => this.hashFile(fd, position, length),
       maxInFlight: inFlightBlocks(this.threads, this.blockSize),
     };
   }

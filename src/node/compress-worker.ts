@@ -4,6 +4,7 @@
  * Blocks travel by transfer, not by copy; or the worker reads them itself
  * from a file descriptor of the process.
  */
+import { createHash } from 'node:crypto';
 import { readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { isAllZero } from '../squashfs/bytes.js';
@@ -11,8 +12,13 @@ import { codecByName, configureCodec, type CompressorOptions } from '../codecs/c
 import { DATA_UNCOMPRESSED } from '../squashfs/constants.js';
 import { loadNodeCodecs } from './codecs.js';
 
-/** A block to compress: its bytes, or where to read them (`length` bytes at `position` of the open file `fd`). */
-export type CompressRequest = { id: number; level: number } & ({ data: Uint8Array } | { fd: number; position: number; length: number });
+/**
+ * A block to compress: its bytes, or where to read them (`length` bytes at
+ * `position` of the open file `fd`). A block read here can also be hashed
+ * (`digest`: 'also', the digest comes with the stored block) or only
+ * hashed ('only': nothing is compressed, the reply is the digest).
+ */
+export type CompressRequest = { id: number; level: number } & ({ data: Uint8Array } | { fd: number; position: number; length: number; digest?: 'also' | 'only' });
 
 /**
  * `spare` is the block's own buffer (a view on it), handed back for reuse
@@ -22,7 +28,8 @@ export type CompressRequest = { id: number; level: number } & ({ data: Uint8Arra
  * errno code (e.g. EIO); `error` is the codec's.
  */
 export type CompressReply =
-  | { id: number; bytes: Uint8Array; word: number; spare?: Uint8Array }
+  | { id: number; bytes: Uint8Array; word: number; spare?: Uint8Array; digest?: Uint8Array }
+  | { id: number; digest: Uint8Array }
   | { id: number; ended: number }
   | { id: number; readError: string; code?: string }
   | { id: number; error: string };
@@ -50,7 +57,7 @@ export interface CompressWorkerData {
 
 const port = parentPort!;
 const { codec: name, zstdModule, xzModule, lz4Module, compressorOptions, blockSize } = workerData as CompressWorkerData;
-const codec = configureCodec(codecByName(await loadNodeCodecs({ zstdModule, xzModule, lz4Module }), name), compressorOptions, blockSize);
+const codec = configureCodec(codecByName(await loadNodeCodecs({ zstdModule, xzModule, lz4Module, compressors: [name] }), name), compressorOptions, blockSize);
 
 /** A buffer that owns all of its ArrayBuffer, so it can be transferred. */
 const owned = (bytes: Uint8Array) =>
@@ -65,17 +72,20 @@ let readBuffer = new Uint8Array(0);
  * from the main thread goes back (as `spare`, or as the raw bytes); one
  * in `readBuffer` stays here, so its raw bytes leave as a copy.
  */
-function compressAndReply(id: number, data: Uint8Array, level: number, fromMain: boolean): void {
+function compressAndReply(id: number, data: Uint8Array, level: number, fromMain: boolean, digest?: Uint8Array): void {
   const packed = codec.compress(data, level);
   if (packed.length < data.length) {
     const bytes = owned(packed);
     const spare = fromMain ? data : undefined;
-    port.postMessage({ id, bytes, word: packed.length, spare } satisfies CompressReply, spare ? [bytes.buffer as ArrayBuffer, spare.buffer as ArrayBuffer] : [bytes.buffer as ArrayBuffer]);
+    port.postMessage({ id, bytes, word: packed.length, spare, digest } satisfies CompressReply, spare ? [bytes.buffer as ArrayBuffer, spare.buffer as ArrayBuffer] : [bytes.buffer as ArrayBuffer]);
   } else {
     const bytes = fromMain ? data : data.slice();
-    port.postMessage({ id, bytes, word: data.length | DATA_UNCOMPRESSED } satisfies CompressReply, [bytes.buffer as ArrayBuffer]);
+    port.postMessage({ id, bytes, word: data.length | DATA_UNCOMPRESSED, digest } satisfies CompressReply, [bytes.buffer as ArrayBuffer]);
   }
 }
+
+/** SHA-256 of a block read here (for the writer's duplicate detection of large files). */
+const sha256 = (data: Uint8Array): Uint8Array => new Uint8Array(createHash('sha256').update(data).digest());
 
 port.on('message', (request: CompressRequest) => {
   const { id, level } = request;
@@ -99,11 +109,16 @@ port.on('message', (request: CompressRequest) => {
       port.postMessage({ id, ended: position + filled } satisfies CompressReply);
       return;
     }
-    if (isAllZero(data)) {
-      port.postMessage({ id, bytes: new Uint8Array(0), word: 0 } satisfies CompressReply);
+    const digest = request.digest ? sha256(data) : undefined;
+    if (request.digest === 'only') {
+      port.postMessage({ id, digest: digest! } satisfies CompressReply);
       return;
     }
-    compressAndReply(id, data, level, false);
+    if (isAllZero(data)) {
+      port.postMessage({ id, bytes: new Uint8Array(0), word: 0, digest } satisfies CompressReply);
+      return;
+    }
+    compressAndReply(id, data, level, false, digest);
   } catch (error) {
     port.postMessage({ id, error: (error as Error).message } satisfies CompressReply);
   }

@@ -52,7 +52,8 @@ export async function packDirectory(dir: string, imagePath: string, options: Pac
   const xattrs: WriterOptions['xattrs'] =
     options.xattrs ?? true ? treeXattrs(root, () => options.onWarning?.('getfattr is not installed: extended attributes are not stored')) : undefined;
   const { noFragments, alwaysUseFragments, exclude, processors, onWarning: _onWarning, xattrs: _xattrs, private: _private, ...rest } = options;
-  const codecs = await loadNodeCodecs();
+  // Only the chosen codec's encoder is loaded: the others' WASM modules would be compiled for nothing.
+  const codecs = await loadNodeCodecs({ compressors: [rest.compression ?? 'gzip'] });
   // Bad options (a codec that only reads included) fail here, before any thread starts.
   const { codec, blockSize } = resolveWriterOptions({ ...rest, codecs, mtime: defaultMtime(options.mtime) });
   const compression = codec.name;

@@ -46,7 +46,29 @@ export interface SourceFile {
  */
 export type XattrLookup = (path: SourcePath) => readonly Xattr[] | undefined | Promise<readonly Xattr[] | undefined>;
 
+/**
+ * A tree source's calls answered at once, where the source can (Node's
+ * synchronous fs calls): the walk and the reads of small files then take
+ * no turn of the event loop each. Each throws what its async form rejects
+ * with.
+ */
+export interface SyncTreeSource {
+  /**
+   * The source these calls answer for. A source made from another by
+   * spreading it (`{ ...source, lstat }`, to change some of its calls) is
+   * not that one: it is read through its own async calls (see syncOf).
+   */
+  readonly of: TreeSource;
+  lstat(path: SourcePath): SourceStat;
+  readdir(path: SourcePath): Uint8Array[];
+  readlink(path: SourcePath): Uint8Array;
+  /** Reads a file's first `buffer.length` bytes (fewer where it ends) into `buffer`; returns how many. */
+  readStart(path: SourcePath, buffer: Uint8Array): number;
+}
+
 export interface TreeSource {
+  /** The same calls, answered at once (see SyncTreeSource and syncOf). */
+  sync?: SyncTreeSource;
   lstat(path: SourcePath): Promise<SourceStat>;
   /** The raw names in a directory, without "." and "..". */
   readdir(path: SourcePath): Promise<Uint8Array[]>;
@@ -60,6 +82,11 @@ export interface TreeSource {
    * compressor and block size agree (no decompressing and recompressing).
    */
   storedData?(path: SourcePath): Promise<StoredFileData | undefined>;
+}
+
+/** A source's synchronous calls, where it has its own (not another's it was spread from). */
+export function syncOf(source: TreeSource): SyncTreeSource | undefined {
+  return source.sync?.of === source ? source.sync : undefined;
 }
 
 /** A file's data as stored in a SquashFS image (see TreeSource.storedData). */

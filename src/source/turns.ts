@@ -14,8 +14,18 @@ export class EventLoopTurns {
   /** `sliceMs`: how long it may run between turns (default 4 ms). */
   constructor(private readonly sliceMs = YIELD_AFTER_MS) {}
 
+  /** Lets the event loop in if the slice is over. */
   async pause(): Promise<void> {
-    if (Date.now() - this.since < this.sliceMs) return;
+    if (this.due()) await this.take();
+  }
+
+  /** Whether the slice is over (then `take` a turn): a loop that checks first awaits nothing in between. */
+  due(): boolean {
+    return Date.now() - this.since >= this.sliceMs;
+  }
+
+  /** Lets the event loop in now. */
+  async take(): Promise<void> {
     const immediate = (globalThis as { setImmediate?: (fn: () => void) => unknown }).setImmediate;
     await new Promise<void>((resolve) => (immediate ? immediate(resolve) : setTimeout(resolve, 0)));
     this.since = Date.now();

@@ -2,7 +2,7 @@ import { SquashfsError, throwIfAborted } from '../../errors.js';
 import { toHex, type HashFactory, type Hasher } from '../../hash.js';
 import { sourceError } from '../../source/fs-source.js';
 import { displayPath } from '../../source/paths.js';
-import type { SourceFile, SourcePath, StoredFileData, TreeSource } from '../../source/source.js';
+import { syncOf, type SourceFile, type SourcePath, type StoredFileData, type SyncTreeSource, type TreeSource } from '../../source/source.js';
 import { EventLoopTurns } from '../../source/turns.js';
 import { isAllZero } from '../bytes.js';
 import { DATA_SIZE_MASK, NO_INDEX } from '../constants.js';
@@ -26,7 +26,9 @@ export interface DataWriterOptions {
   store: (data: Uint8Array) => Promise<StoredBlock>;
   createHash: HashFactory;
   /** Reads and stores a block from a file descriptor elsewhere (see WriterOptions.storeFileBlock). */
-  storeFileBlock?: (fd: number, position: number, length: number) => Promise<StoredBlock>;
+  storeFileBlock?: (fd: number, position: number, length: number, digest?: boolean) => Promise<StoredBlock>;
+  /** Reads and hashes a block from a file descriptor elsewhere (see WriterOptions.hashFileBlock). */
+  hashFileBlock?: (fd: number, position: number, length: number) => Promise<Uint8Array>;
   /** Where read buffers come from (default: new ones). */
   blockBuffer?: (length: number) => Uint8Array;
   /**
@@ -225,22 +227,32 @@ export class DataWriter {
 
   /**
    * Writes every file's data in order. Files of at most one block are read
-   * whole, several ahead of the one being written (bounded by `readAhead`
-   * files and bytes), so small files do not wait on each other's I/O.
-   * Reads may complete at once (synchronous sources), so the loop lets the
-   * event loop in every few milliseconds: an upload of what it wrote, or
-   * the replies of the compression workers, must not wait for the whole tree.
+   * whole: at once where the source answers at once (TreeSource.sync), else
+   * several ahead of the one being written (bounded by `readAhead` files
+   * and bytes), so small files do not wait on each other's I/O. The loop
+   * lets the event loop in every few milliseconds: an upload of what it
+   * wrote, or the replies of the compression workers, must not wait for the
+   * whole tree.
    */
   async writeFiles(files: Uint32Array, onFile?: () => void): Promise<void> {
     const { blockSize, readAhead = 32 } = this.options;
+    const sync = syncOf(this.source);
     const sizes = this.entries.size;
     const maxAheadBytes = Math.max(readAhead * blockSize / 4, 4 * blockSize);
     const ahead = new Map<number, Promise<Uint8Array>>();
     let aheadBytes = 0;
     let next = 0;
     for (let i = 0; i < files.length; i++) {
-      await this.turns.pause();
-      while (next < files.length && ahead.size < readAhead && aheadBytes < maxAheadBytes) {
+      if (this.turns.due()) await this.turns.take();
+      const file = files[i]!;
+      const size = sizes[file]!;
+      if (sync && size > 0 && size <= blockSize) {
+        const written = this.writeSmall(file, this.readWholeNow(sync, file));
+        if (written) await written;
+        onFile?.();
+        continue;
+      }
+      while (!sync && next < files.length && ahead.size < readAhead && aheadBytes < maxAheadBytes) {
         const size = sizes[files[next]!]!;
         if (size > 0 && size <= blockSize) {
           const read = this.readWhole(files[next]!);
@@ -250,11 +262,10 @@ export class DataWriter {
         }
         next++;
       }
-      const file = files[i]!;
       const read = ahead.get(i);
       if (read) {
         ahead.delete(i);
-        aheadBytes -= sizes[file]!;
+        aheadBytes -= size;
         await this.writeSmall(file, await read);
       } else {
         await this.writeFile(file);
@@ -272,24 +283,31 @@ export class DataWriter {
     else await this.writeLarge(file);
   }
 
-  /** A file of at most one block, already in memory. */
-  private async writeSmall(file: number, bytes: Uint8Array): Promise<void> {
+  /**
+   * A file of at most one block, already in memory. A promise only when
+   * there is something to wait for: a block to queue (a whole block, or a
+   * full fragment block first).
+   */
+  private writeSmall(file: number, bytes: Uint8Array): Promise<void> | undefined {
     throwIfAborted(this.options.signal);
-    const fromMemory: ReadAt = async (p, n) => bytes.subarray(p, p + n);
-    if (!this.isCandidate(file)) {
-      await this.writeData(file, fromMemory);
-      return;
-    }
-    const hasher = this.options.createHash();
-    hasher.update(bytes);
-    const digest = hasher.digest();
-    const earlier = this.seen.get(bytes.length, digest);
-    if (earlier !== undefined) {
-      this.layouts.dataOf[file] = earlier;
-    } else {
+    if (this.isCandidate(file)) {
+      const hasher = this.options.createHash();
+      hasher.update(bytes);
+      const digest = hasher.digest();
+      const earlier = this.seen.get(bytes.length, digest);
+      if (earlier !== undefined) {
+        this.layouts.dataOf[file] = earlier;
+        return undefined;
+      }
       this.seen.set(bytes.length, digest, file);
-      await this.writeData(file, fromMemory);
     }
+    if (bytes.length < this.options.blockSize && this.options.fragments !== 'never') {
+      // All of it is a tail: no block, only the fragment block (the many small files of a tree).
+      this.layouts.firstWord[file] = this.wordsUsed++;
+      this.startsWaiting.push(file);
+      return this.addTail(file, bytes);
+    }
+    return this.writeData(file, async (p, n) => bytes.subarray(p, p + n));
   }
 
   /** A file of more than one block, streamed; hashed first when another file has its size. */
@@ -307,6 +325,12 @@ export class DataWriter {
       if (!this.isCandidate(entry)) {
         await this.writeData(entry, readAt, undefined, this.storeAt(file, entry, elsewhere));
         await this.expectEnd(file, entry);
+        return;
+      }
+      const { fragments, blockSize } = this.options;
+      const tailInFragment = fragments === 'always' && size % blockSize !== 0;
+      if (this.options.hashFileBlock && this.options.storeFileBlock && file.fd !== undefined && !tailInFragment) {
+        await this.writeCandidateElsewhere(entry, file, file.fd, elsewhere);
         return;
       }
       const hasher = this.options.createHash();
@@ -337,6 +361,68 @@ export class DataWriter {
         this.closing.push(closed);
       }
     }
+  }
+
+  /**
+   * A large file another file could duplicate, read and hashed block by
+   * block elsewhere (hashFileBlock): its key is the hash of its blocks'
+   * digests. Unless an earlier file has that key, its blocks are stored
+   * from the descriptor with their digests, each checked against the first
+   * read's. Every block is whole or the last one (no tail in a fragment).
+   */
+  private async writeCandidateElsewhere(entry: number, file: SourceFile, fd: number, elsewhere: Promise<unknown>[]): Promise<void> {
+    const { blockSize } = this.options;
+    const size = this.entries.size[entry]!;
+    const count = Math.ceil(size / blockSize);
+    const digests: Uint8Array[] = new Array(count);
+    let next = 0;
+    // After a failure no lane starts another read: the descriptor is closed once the reads started are done.
+    let failed = false;
+    const lane = async (): Promise<void> => {
+      while (next < count && !failed) {
+        const i = next++;
+        const length = Math.min(blockSize, size - i * blockSize);
+        try {
+          throwIfAborted(this.options.signal);
+          const read = this.fromElsewhere(entry, this.options.hashFileBlock!(fd, i * blockSize, length));
+          elsewhere.push(read);
+          digests[i] = await read;
+        } catch (error) {
+          failed = true;
+          throw error;
+        }
+        this.options.onRead?.(length);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(HASH_LANES, count) }, lane));
+    await this.expectEnd(file, entry);
+    const key = this.options.createHash();
+    for (const digest of digests) key.update(digest);
+    const digest = key.digest();
+    const earlier = this.seen.get(size, digest);
+    if (earlier !== undefined) {
+      this.layouts.dataOf[entry] = earlier;
+      return;
+    }
+    const storeAt: StoreAt = (position, length) => {
+      const index = position / blockSize;
+      const block = this.fromElsewhere(entry, this.options.storeFileBlock!(fd, position, length, true)).then((stored) => {
+        if (!stored.digest || toHex(stored.digest) !== toHex(digests[index]!)) throw this.changed(entry, 'its contents changed between two reads');
+        return stored;
+      });
+      elsewhere.push(block);
+      return block;
+    };
+    await this.writeData(entry, () => Promise.reject(new Error('unreachable: no tail is read here')), undefined, storeAt);
+    this.seen.set(size, digest, entry);
+  }
+
+  /** A block read elsewhere, its errors made the writer's (a read error names the file; a short file is SOURCE_CHANGED). */
+  private fromElsewhere<T>(entry: number, pending: Promise<T>): Promise<T> {
+    return pending.catch((error: unknown) => {
+      if (!(error instanceof SquashfsError)) throw sourceError(error, this.options.pathOf(entry), 'read');
+      throw error.code === 'SOURCE_CHANGED' ? this.changed(entry, `${error.message}, ${this.entries.size[entry]} were expected`) : error;
+    });
   }
 
   /** The file's blocks as its source image stores them, when they can be copied into this image as they are. */
@@ -384,10 +470,7 @@ export class DataWriter {
     if (!storeFileBlock || file.fd === undefined) return undefined;
     const fd = file.fd;
     return (position, length) => {
-      const block = storeFileBlock(fd, position, length).catch((error: unknown) => {
-        if (!(error instanceof SquashfsError)) throw sourceError(error, this.options.pathOf(entry), 'read');
-        throw error.code === 'SOURCE_CHANGED' ? this.changed(entry, `${error.message}, ${this.entries.size[entry]} were expected`) : error;
-      });
+      const block = this.fromElsewhere(entry, storeFileBlock(fd, position, length));
       started.push(block);
       onRead?.(length);
       return block;
@@ -422,6 +505,17 @@ export class DataWriter {
     } finally {
       await file.close();
     }
+  }
+
+  /** readWhole, from a source that answers at once. */
+  private readWholeNow(sync: SyncTreeSource, entry: number): Uint8Array {
+    const size = this.entries.size[entry]!;
+    const buffer = this.smallBuffer(size + 1);
+    const filled = sync.readStart(this.options.pathOf(entry), buffer);
+    if (filled > size) throw this.changed(entry, `it grew beyond ${size} bytes`);
+    if (filled < size) throw this.changed(entry, `it ended at ${filled} bytes, ${size} were expected`);
+    this.options.onRead?.(size);
+    return buffer.subarray(0, size);
   }
 
   /**
@@ -485,21 +579,31 @@ export class DataWriter {
       }
       await this.out.push(this.options.store(data), (_offset, block) => (layouts.words[firstWord + i] = block!.word));
     }
+    if (sparse > 0) layouts.sparse.set(file, (layouts.sparse.get(file) ?? 0) + sparse);
     if (useFragment) {
       const data = await readAt(blockCount * blockSize, tail);
       hasher?.update(data);
-      if (isAllZero(data)) {
-        // Like mksquashfs: an all-zero tail becomes one more hole (its word stays 0), not fragment bytes.
-        sparse += tail;
-      } else {
-        if (this.fragmentFill + tail > blockSize) await this.flushFragment();
-        layouts.fragment[file] = this.fragments.length;
-        layouts.fragmentOffset[file] = this.fragmentFill;
-        this.fragment.set(data, this.fragmentFill);
-        this.fragmentFill += tail;
-      }
+      await this.addTail(file, data);
     }
-    if (sparse > 0) layouts.sparse.set(file, (layouts.sparse.get(file) ?? 0) + sparse);
+  }
+
+  /**
+   * Packs a file's tail into the fragment block; like mksquashfs, an
+   * all-zero tail becomes one more hole (its word stays 0) instead. A
+   * promise only when the fragment block is full and is stored first.
+   */
+  private addTail(file: number, data: Uint8Array): Promise<void> | undefined {
+    const { layouts } = this;
+    if (isAllZero(data)) {
+      layouts.sparse.set(file, (layouts.sparse.get(file) ?? 0) + data.length);
+      return undefined;
+    }
+    if (this.fragmentFill + data.length > this.options.blockSize) return this.flushFragment().then(() => this.addTail(file, data));
+    layouts.fragment[file] = this.fragments.length;
+    layouts.fragmentOffset[file] = this.fragmentFill;
+    this.fragment.set(data, this.fragmentFill);
+    this.fragmentFill += data.length;
+    return undefined;
   }
 
   /**
@@ -556,6 +660,9 @@ export class DataWriter {
     return new SquashfsError('SOURCE_CHANGED', `${path} changed while it was packed: ${why}`, { path });
   }
 }
+
+/** Blocks of one large file hashed elsewhere at once (hashFileBlock): enough to keep every thread of a pool busy. */
+const HASH_LANES = 16;
 
 /** Small files are read into slabs of this size. */
 const SLAB_BYTES = 1 << 20;

@@ -23,6 +23,8 @@ export interface StoredBlock {
   bytes: Uint8Array;
   /** Stored length, with bit 24 set when stored uncompressed. */
   word: number;
+  /** A digest of the block's bytes as read, when asked for (WriterOptions.storeFileBlock's `digest`). */
+  digest?: Uint8Array;
 }
 
 /** Compresses a data block, keeping it raw when compression does not shrink it. */

@@ -2,12 +2,13 @@ import { SquashfsError, throwIfAborted } from '../../errors.js';
 import type { ExcludeFilter } from '../../source/exclude.js';
 import { displayPath, joinPath } from '../../source/paths.js';
 import {
-  S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK,
+  S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT, S_IFREG, S_IFSOCK, syncOf,
   type SourcePath, type SourceStat, type TreeSource, type XattrLookup,
 } from '../../source/source.js';
 import { compareBytes, decodeUtf8Lossy } from '../bytes.js';
 import { NAME_MAX } from '../constants.js';
 import { isValidName } from '../directory.js';
+import { EventLoopTurns } from '../../source/turns.js';
 import { BLOCK_DEVICE, CHAR_DEVICE, DIRECTORY, EntryTable, FIFO, FILE, NONE, SOCKET, SYMLINK } from './entries.js';
 
 export interface WalkedTree {
@@ -70,10 +71,16 @@ export async function walkTree(source: TreeSource, rootPath: SourcePath, options
   const hardLinks = new Map<string, number>();
   let totalBytes = 0;
 
-  const addEntry = async (kind: number, stat: SourceStat, parent: number, name: Uint8Array, path: SourcePath): Promise<number> => {
+  const sync = syncOf(source);
+  // A source that answers at once (sync) is walked without a turn of the event loop per call: each is awaited only when it is a promise.
+  const lstat = sync ? (path: SourcePath) => sync.lstat(path) : (path: SourcePath) => source.lstat(path);
+  const readdir = sync ? (path: SourcePath) => sync.readdir(path) : (path: SourcePath) => source.readdir(path);
+  const readlink = sync ? (path: SourcePath) => sync.readlink(path) : (path: SourcePath) => source.readlink(path);
+  const turns = new EventLoopTurns();
+
+  const addEntry = (kind: number, stat: SourceStat, parent: number, name: Uint8Array): number => {
     const entry = entries.add(kind, stat, parent, entries.names.add(name), name.length);
-    if (kind === SYMLINK) entries.targets.set(entry, await source.readlink(path));
-    else if (kind === FILE) {
+    if (kind === FILE) {
       fileCount++;
       totalBytes += stat.size;
       sizeCounts.set(stat.size, (sizeCounts.get(stat.size) ?? 0) + 1);
@@ -86,7 +93,9 @@ export async function walkTree(source: TreeSource, rootPath: SourcePath, options
 
   const walkDirectory = async (directory: number, path: SourcePath, relative: string): Promise<void> => {
     throwIfAborted(options.signal);
-    const names = (await source.readdir(path)).sort(compareBytes);
+    if (turns.due()) await turns.take();
+    const listed = readdir(path);
+    const names = (listed instanceof Promise ? await listed : listed).sort(compareBytes);
     // This directory's rows, made whole once its subdirectories are walked.
     const inodes: number[] = [];
     const nameAts: number[] = [];
@@ -94,15 +103,20 @@ export async function walkTree(source: TreeSource, rootPath: SourcePath, options
     for (const name of names) {
       checkName(name, path);
       const childPath = joinPath(path, name);
-      // The relative path is for the exclude filter alone: without one, no string per entry.
-      const childRelative = !options.exclude ? '' : relative === '' ? decodeUtf8Lossy(name) : `${relative}/${decodeUtf8Lossy(name)}`;
-      const stat = await source.lstat(childPath);
+      const statted = lstat(childPath);
+      const stat = statted instanceof Promise ? await statted : statted;
       const kind = kindOf(stat.mode);
       if (kind < 0) {
         const where = displayPath(childPath);
         throw new SquashfsError('SOURCE_UNREADABLE', `${where}: unknown file type (mode 0o${stat.mode.toString(8)})`, { path: where });
       }
-      if (await options.exclude?.(childRelative, kind === DIRECTORY)) continue;
+      let childRelative = '';
+      if (options.exclude) {
+        // The relative path is for the exclude filter alone: without one, no string per entry.
+        childRelative = relative === '' ? decodeUtf8Lossy(name) : `${relative}/${decodeUtf8Lossy(name)}`;
+        const excluded = options.exclude(childRelative, kind === DIRECTORY);
+        if (excluded instanceof Promise ? await excluded : excluded) continue;
+      }
       let entry: number | undefined;
       let nameAt: number | undefined;
       if (kind !== DIRECTORY && stat.nlink > 1) {
@@ -113,10 +127,14 @@ export async function walkTree(source: TreeSource, rootPath: SourcePath, options
           entries.links[entry]!++;
           nameAt = entries.names.add(name);
         } else {
-          hardLinks.set(key, (entry = await addEntry(kind, stat, directory, name, childPath)));
+          hardLinks.set(key, (entry = addEntry(kind, stat, directory, name)));
         }
       } else {
-        entry = await addEntry(kind, stat, directory, name, childPath);
+        entry = addEntry(kind, stat, directory, name);
+      }
+      if (kind === SYMLINK && !entries.targets.has(entry)) {
+        const target = readlink(childPath);
+        entries.targets.set(entry, target instanceof Promise ? await target : target);
       }
       inodes.push(entry);
       nameAts.push(nameAt ?? entries.nameAt[entry]!);
@@ -126,7 +144,7 @@ export async function walkTree(source: TreeSource, rootPath: SourcePath, options
     entries.setRows(directory, inodes, nameAts, nameLengths);
   };
 
-  await addEntry(DIRECTORY, rootStat, NONE, new Uint8Array(0), rootPath);
+  addEntry(DIRECTORY, rootStat, NONE, new Uint8Array(0));
   await walkDirectory(0, rootPath, '');
   entries.trim();
   const files = new Uint32Array(fileCount);

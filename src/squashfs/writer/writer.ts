@@ -68,10 +68,20 @@ export interface WriterOptions {
    * source file's `fd`), e.g. on the thread that compresses it, so the
    * bytes never pass through this one. Resolves `{ word: 0 }` with no bytes
    * for an all-zero block (a hole); rejects with SOURCE_CHANGED when the
-   * file ends early. Used for the blocks of files larger than a block that
-   * no other file could duplicate; everything else is read here.
+   * file ends early. With `digest`, the block comes with a digest of the
+   * bytes read (as hashFileBlock makes it). Used for the blocks of files
+   * larger than a block; the rest is read here.
    */
-  storeFileBlock?: (fd: number, position: number, length: number, level: number) => Promise<StoredBlock>;
+  storeFileBlock?: (fd: number, position: number, length: number, level: number, digest?: boolean) => Promise<StoredBlock>;
+  /**
+   * Reads one block of a file from its descriptor elsewhere, like
+   * storeFileBlock, and resolves a digest of its bytes (a collision-proof
+   * hash such as SHA-256, the same for the same bytes): large files that
+   * another file could duplicate are hashed block by block this way, off
+   * this thread, then stored with storeFileBlock's digest to check they
+   * did not change in between. Without it they are hashed here.
+   */
+  hashFileBlock?: (fd: number, position: number, length: number) => Promise<Uint8Array>;
   /**
    * Where the buffers that blocks are read into come from (default: new
    * ones); e.g. buffers a `storeBlock` pool handed back once done with them.
@@ -203,7 +213,8 @@ export async function writeImage(source: TreeSource, root: SourcePath, sink: Ima
     store: options.storeBlock ? (data) => options.storeBlock!(data, level) : blockStorer(codec, level),
     createHash: options.createHash ?? sha256,
     blockBuffer: options.blockBuffer,
-    storeFileBlock: options.storeFileBlock ? (fd, position, length) => options.storeFileBlock!(fd, position, length, level) : undefined,
+    storeFileBlock: options.storeFileBlock ? (fd, position, length, digest) => options.storeFileBlock!(fd, position, length, level, digest) : undefined,
+    hashFileBlock: options.storeFileBlock && options.hashFileBlock,
     // Blocks of another image are copied only where its compressor settings surely fit ours (xz's dictionary may not).
     compressionId: hasCompressorOptions(options.compressorOptions) ? undefined : codec.id,
     reuse: reuse && { origin: reuse.origin, fragments: reuse.fragments },
