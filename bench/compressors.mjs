@@ -7,8 +7,10 @@
 // --level 9; mksquashfs -comp xz / ours --comp xz) both tools pack the corpus, interleaved round by
 // round (pair by pair, mksquashfs then ours), each under GNU time: wall time, CPU, peak RSS and image
 // size, as ratios to mksquashfs in the same pair, checked against the goals of issue 17. The last
-// image of each is verified (paths, compressor, block size; -Xhc must show). Writes
-// bench/out/results-<time>-compressors.json and a section at the top of bench/RESULTS.md.
+// image of each is verified (paths, compressor, block size; -Xhc must show). Plain lz4 also runs its
+// floor (bench/lib/lz4-floor.mjs, unless --no-floor): the least a Node program must do for it (walk,
+// read, liblz4 on the same worker threads, write; no SquashFS), to show how much of the time is ours.
+// Writes bench/out/results-<time>-compressors.json and a section at the top of bench/RESULTS.md.
 import { mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -33,12 +35,13 @@ const { values: opt } = parseArgs({
     'wait-idle': { type: 'string', default: '0' },
     'no-record': { type: 'boolean', default: false },
     'dry-run': { type: 'boolean', default: false },
+    'no-floor': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (opt.help) {
   console.log('usage: node bench/compressors.mjs [--runs N] [--warmup N] [--only lz4,lz4hc,xz] [--hc-level 9] [--xz-level 6]\n' +
-    '         [--processors 2] [--block-size 131072] [--wait-idle S] [--timeout S] [--no-record] [--dry-run]');
+    '         [--processors 2] [--block-size 131072] [--wait-idle S] [--timeout S] [--no-floor] [--no-record] [--dry-run]');
   process.exit(0);
 }
 const die = (message) => { console.error(`bench: ${message}`); process.exit(2); };
@@ -77,11 +80,14 @@ mkdirSync(tmpDir, { recursive: true });
 
 const tools = [];
 for (const pair of pairs) {
-  for (const tool of ['mksquashfs', 'ours']) {
-    const image = join(imageDir, `compressors-${pair.name}-${tool}.sqfs`);
+  // Beside plain lz4, the floor: the least a Node program must do for it (bench/lib/lz4-floor.mjs, no SquashFS at all).
+  for (const tool of pair.name === 'lz4' && !opt['no-floor'] ? ['mksquashfs', 'ours', 'floor'] : ['mksquashfs', 'ours']) {
+    const image = join(imageDir, `compressors-${pair.name}-${tool}.${tool === 'floor' ? 'lz4' : 'sqfs'}`);
     const argv = tool === 'mksquashfs'
       ? ['mksquashfs', '{corpus}', image, ...pair.reference, ...common]
-      : pair.ours.map((a) => (a === '{image}' ? image : a));
+      : tool === 'floor'
+        ? [process.execPath, join(BENCH_DIR, 'lib/lz4-floor.mjs'), '{corpus}', image, '--processors', String(processors), '--block-size', String(blockSize)]
+        : pair.ours.map((a) => (a === '{image}' ? image : a));
     tools.push({ pair, tool, image, argv, samples: [], warmup: [], status: 'pending' });
   }
 }
@@ -133,6 +139,7 @@ for (const t of active()) t.status = 'ok';
 const notes = [];
 for (const t of tools.filter((x) => x.status === 'ok')) {
   Object.assign(t, summarizeSamples(t.samples, ['imageBytes']));
+  if (t.tool === 'floor') continue; // its output is lz4 blocks, not an image
   t.verify = verifyImage('squashfs', t.image, expectedPaths, { comp: t.pair.name === 'lz4hc' ? 'lz4' : t.pair.name, blockSize });
   if (t.pair.show) {
     const stats = capture(['unsquashfs', '-s', t.image]);
@@ -147,8 +154,8 @@ for (const t of tools.filter((x) => x.status === 'ok')) {
 const rows = [['pair', 'tool', 'wall s (median)', 'wall min–max', 'CPU s', 'peak RSS MiB', 'image bytes', 'time ×', 'RSS ×', 'size ×', 'goal']];
 const summary = [];
 for (const pair of pairs) {
-  const [ref, our] = ['mksquashfs', 'ours'].map((tool) => tools.find((t) => t.pair === pair && t.tool === tool));
-  for (const t of [ref, our]) {
+  const [ref, our, floor] = ['mksquashfs', 'ours', 'floor'].map((tool) => tools.find((t) => t.pair === pair && t.tool === tool));
+  for (const t of floor ? [ref, our, floor] : [ref, our]) {
     if (t.status !== 'ok') { rows.push([pair.label, t.tool, `*${t.status}*`, '', '', '', '', '', '', '', '']); continue; }
     const m = t.median;
     const base = ref.status === 'ok' ? ref.median : undefined;
@@ -160,6 +167,12 @@ for (const pair of pairs) {
       summary.push({ pair: pair.name, ratios: r, goal: pair.goal, met });
       t.ratios = r;
     }
+    if (t === floor) {
+      t.ratios = r && { time: r.time, rss: r.rss };
+      rows.push([pair.label, 'floor (Node, no SquashFS)', f2(m.wallS), `${f2(t.wallRange[0])}–${f2(t.wallRange[1])}`, f2(m.cpuS), mib(m.maxRssKiB),
+        `(${Math.round(m.imageBytes).toLocaleString('en-US')} of lz4 blocks)`, r ? ratio(r.time) : '', r ? ratio(r.rss) : '', '', '']);
+      continue;
+    }
     rows.push([pair.label, t === ref ? 'mksquashfs (baseline)' : 'ours', f2(m.wallS), `${f2(t.wallRange[0])}–${f2(t.wallRange[1])}`, f2(m.cpuS), mib(m.maxRssKiB),
       Math.round(m.imageBytes).toLocaleString('en-US'), r ? ratio(r.time) : '', r ? ratio(r.rss) : '', r ? ratio(r.size) : '', goal]);
   }
@@ -170,6 +183,11 @@ for (const pair of pairs) {
   if (ref.status !== 'ok' || our.status !== 'ok') continue;
   const perRound = our.samples.map((s, i) => (ref.samples[i] ? `${(s.wallS / ref.samples[i].wallS).toFixed(2)}×` : '—'));
   notes.push(`${pair.label}: time ratio round by round ${perRound.join(', ')}`);
+  const floor = tools.find((t) => t.pair === pair && t.tool === 'floor');
+  if (floor?.status === 'ok') {
+    const floorRounds = floor.samples.map((s, i) => (ref.samples[i] ? `${(s.wallS / ref.samples[i].wallS).toFixed(2)}×` : '—'));
+    notes.push(`${pair.label} floor (bench/lib/lz4-floor.mjs: walk, read, liblz4 on ${processors} worker threads, write; no SquashFS): time ratio round by round ${floorRounds.join(', ')}`);
+  }
 }
 const table = markdownTable(rows);
 console.log(`\n${table}${notes.length ? `\n\n${notes.map((n) => `- ${n}`).join('\n')}` : ''}`);
