@@ -4,7 +4,7 @@ import { sourceError } from '../../source/fs-source.js';
 import { displayPath } from '../../source/paths.js';
 import { syncOf, type SourceFile, type SourcePath, type StoredFileData, type SyncTreeSource, type TreeSource } from '../../source/source.js';
 import { EventLoopTurns } from '../../source/turns.js';
-import { isAllZero } from '../bytes.js';
+import { bytesEqual, isAllZero } from '../bytes.js';
 import { DATA_SIZE_MASK, NO_INDEX } from '../constants.js';
 import type { FragmentEntry } from '../fragment-table.js';
 import { DigestIndex } from './digest-index.js';
@@ -407,7 +407,7 @@ export class DataWriter {
     const storeAt: StoreAt = (position, length) => {
       const index = position / blockSize;
       const block = this.fromElsewhere(entry, this.options.storeFileBlock!(fd, position, length, true)).then((stored) => {
-        if (!stored.digest || toHex(stored.digest) !== toHex(digests[index]!)) throw this.changed(entry, 'its contents changed between two reads');
+        if (!stored.digest || !bytesEqual(stored.digest, digests[index]!)) throw this.changed(entry, 'its contents changed between two reads');
         return stored;
       });
       elsewhere.push(block);
